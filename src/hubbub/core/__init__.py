@@ -1,0 +1,1 @@
+"""The rules of the hub: sessions, channels, recovery, presence, auth and limits. No sockets."""

@@ -1,0 +1,524 @@
+"""The hub: sessions, message dispatch, publication and fan-out.
+
+Transports hand it connections (`open`), frames (`receive`) and closes
+(`disconnect`). Apps register message handlers (`on`), HTTP routes (`router`)
+and subscribe rules, and use `publish`, `publish_event`, `send_to_user` and
+`presence`. Core never imports an app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
+
+import msgspec
+
+from hubbub.clock import Clock, SystemClock
+from hubbub.config import NamespaceOptions, Settings
+from hubbub.core.auth import Identity, TokenVerifier
+from hubbub.core.connection import Connection
+from hubbub.core.metrics import HubMetrics
+from hubbub.core.presence import PresenceTracker
+from hubbub.core.routes import Router
+from hubbub.core.session import ChannelSubscription, Session
+from hubbub.engines.broker import Broker, HistoryOptions, Publication
+from hubbub.engines.memory import MemoryBroker
+from hubbub.errors import (
+    BadRequest,
+    Forbidden,
+    HubbubError,
+    RateLimited,
+    Unauthorized,
+    UnknownType,
+)
+from hubbub.protocol.channels import matches_any, namespace_of, user_channel
+from hubbub.protocol.codec import JSON, Codec, Envelope
+from hubbub.protocol.codes import CloseCode
+
+log = logging.getLogger("hubbub")
+P = TypeVar("P")
+
+PROTOCOL_VERSION = 1
+
+
+class Request:
+    """One client request being handled: who sent it and how to answer it."""
+
+    __slots__ = ("hub", "session", "id", "type")
+
+    def __init__(self, hub: Hub, session: Session, id: str | None, type: str) -> None:
+        self.hub = hub
+        self.session = session
+        self.id = id
+        self.type = type
+
+    @property
+    def identity(self) -> Identity:
+        assert self.session.identity is not None
+        return self.session.identity
+
+    def reply(self, type: str, payload: Any, **fields: Any) -> None:
+        """Answer this request; the answer carries `re`."""
+        self.session.reply(type, payload, self.id, **fields)
+
+
+Handler = Callable[[Request, Any], Awaitable[None]]
+SubscribeRule = Callable[[Identity, str], Awaitable[bool]]
+Watchers = Callable[[str], Awaitable[Iterable[str]]]
+
+
+class AuthPayload(msgspec.Struct, frozen=True):
+    token: str
+
+
+class Hub:
+    """One node of Hubbub; see the module docstring."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        verifier: TokenVerifier,
+        broker: Broker | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        self.clock: Clock = clock or SystemClock()
+        self.verifier = verifier
+        self.broker: Broker = broker or MemoryBroker(self.clock)
+        self.broker.set_sink(self._deliver)
+        self.metrics = HubMetrics()
+        self.presence = PresenceTracker(
+            self.broker, self.clock, self.settings.presence_grace, self.emit
+        )
+        self.router = Router()
+        self.sessions: dict[str, Session] = {}
+        self.users: dict[str, set[Session]] = {}
+        self.channels: dict[str, dict[Session, ChannelSubscription]] = {}
+        self._handlers: dict[str, tuple[type[Any], Handler]] = {}
+        self._subscribe_rules: dict[str, SubscribeRule] = {}
+        self._watchers: list[Watchers] = []
+        self._offline: dict[str, Any] = {}
+        self._last_ping = self.clock.monotonic()
+        self._heartbeat: Any = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.started = False
+        from hubbub.core import api, subscriptions
+
+        subscriptions.register(self)
+        api.register(self)
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.broker.start()
+        self._last_ping = self.clock.monotonic()
+        self._schedule_heartbeat()
+        self.started = True
+
+    async def stop(self, code: int = CloseCode.GOING_AWAY, reason: str = "server stopping") -> None:
+        """Close every connection with `code` (1001 or 1012 tell clients to reconnect)."""
+        self.started = False
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+        for session in list(self.sessions.values()):
+            self.close_session(session, code, reason)
+        for session in list(self.sessions.values()):
+            await self.disconnect(session)
+        self.presence.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await self.broker.close()
+
+    def spawn(self, coro: Awaitable[Any]) -> None:
+        """Run `coro` in the background, kept alive until it ends."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- registration (the API apps build on) ----------------------------------
+
+    def on(self, type: str, payload: type[P]) -> Callable[[Handler], Handler]:
+        """Register the handler of client frames of `type`, its payload decoded as `payload`."""
+
+        def register(fn: Handler) -> Handler:
+            self._handlers[type] = (payload, fn)
+            return fn
+
+        return register
+
+    def subscribe_rule(self, namespace: str) -> Callable[[SubscribeRule], SubscribeRule]:
+        """Register who may subscribe to a namespace whose policy is `token` or `none`."""
+
+        def register(fn: SubscribeRule) -> SubscribeRule:
+            self._subscribe_rules[namespace] = fn
+            return fn
+
+        return register
+
+    def presence_watchers(self, fn: Watchers) -> Watchers:
+        """Register a source of users who hear `presence.user_online/offline` of a user."""
+        self._watchers.append(fn)
+        return fn
+
+    # -- connections ---------------------------------------------------------
+
+    def origin_allowed(self, origin: str | None) -> bool:
+        allowed = self.settings.allowed_origins
+        if not allowed or origin is None or "*" in allowed:
+            return True
+        return origin in allowed
+
+    async def open(self, conn: Connection, codec: Codec, token: str | None) -> Session:
+        """A new connection; with no token it must send `auth` within the auth timeout."""
+        session = Session(
+            conn,
+            codec,
+            self.settings,
+            self.clock,
+            on_overflow=self._overflow,
+        )
+        self.sessions[session.id] = session
+        self.metrics.connections.inc()
+        self.metrics.connections_total.inc()
+        if token is not None:
+            await self._authenticate(session, token, None)
+        else:
+            session.set_timer(
+                "auth",
+                self.clock.call_later(
+                    self.settings.auth_timeout,
+                    lambda: self.close_session(session, CloseCode.UNAUTHORIZED, "auth timeout"),
+                ),
+            )
+        return session
+
+    def close_session(self, session: Session, code: int, reason: str) -> None:
+        """Close a connection now; `disconnect` follows when the transport sees it end."""
+        if session.closed:
+            return
+        session.closed = True
+        session.close_code = code
+        session.queue.close()
+        session.cancel_timers()
+        session.conn.close(code, reason)
+
+    def _overflow(self, session: Session) -> None:
+        self.metrics.queue_overflows.inc()
+        self.close_session(session, CloseCode.TOO_SLOW, "send queue full")
+
+    async def disconnect(self, session: Session) -> None:
+        """Forget a closed connection: subscriptions, presence, user routing."""
+        if self.sessions.pop(session.id, None) is None:
+            return
+        self.metrics.connections.dec()
+        session.closed = True
+        session.queue.close()
+        session.cancel_timers()
+        for channel in list(session.subscriptions):
+            await self.detach(session, channel)
+        user = session.user_id
+        sessions = self.users.get(user)
+        if sessions is not None:
+            sessions.discard(session)
+            if not sessions:
+                del self.users[user]
+                self._user_went_away(user)
+
+    async def _authenticate(self, session: Session, token: str, re: str | None) -> None:
+        try:
+            identity = self.verifier.verify(token)
+        except Unauthorized as exc:
+            self.close_session(session, CloseCode.UNAUTHORIZED, exc.message)
+            return
+        session.timers.pop("auth", None)
+        session.identity = identity
+        self._schedule_expiry(session)
+        first = session.user_id not in self.users
+        self.users.setdefault(session.user_id, set()).add(session)
+        session.reply(
+            "welcome",
+            {
+                "connectionId": session.id,
+                "userId": identity.user_id,
+                "serverTime": self.clock.time_ms(),
+                "heartbeatInterval": int(self.settings.heartbeat_interval * 1000),
+                "node": self.settings.node_name,
+                "protocol": PROTOCOL_VERSION,
+            },
+            re,
+        )
+        from hubbub.core.subscriptions import subscribe_channel
+
+        await subscribe_channel(self, session, user_channel(identity.user_id), None, None)
+        if first:
+            await self._user_came_back(session.user_id, session.status)
+
+    def _schedule_expiry(self, session: Session) -> None:
+        exp = session.identity.exp if session.identity else None
+        if exp is None:
+            return
+        left = exp - self.clock.time_ms() / 1000
+        warn = left - self.settings.refresh_warning
+
+        def expiring() -> None:
+            session.send(Envelope(type="auth.expiring", payload={"exp": int(exp)}))
+
+        session.set_timer("expiring", self.clock.call_later(max(0.0, warn), expiring))
+        session.set_timer(
+            "expired",
+            self.clock.call_later(
+                max(0.0, left),
+                lambda: self.close_session(session, CloseCode.UNAUTHORIZED, "token expired"),
+            ),
+        )
+
+    async def refresh(self, session: Session, token: str) -> Identity:
+        """Swap the token of a live session; the user must stay the same."""
+        identity = self.verifier.verify(token)
+        if session.identity is not None and identity.user_id != session.user_id:
+            raise Forbidden("token is for another user")
+        session.identity = identity
+        session.timers.pop("expiring", None)
+        session.timers.pop("expired", None)
+        self._schedule_expiry(session)
+        return identity
+
+    # -- frames --------------------------------------------------------------
+
+    async def receive(self, session: Session, data: bytes | str) -> None:
+        """Handle one frame from a client. Bad input gets an error frame, never an exception."""
+        if session.closed:
+            return
+        session.last_seen = self.clock.monotonic()
+        self.metrics.frames_in.inc()
+        self.metrics.bytes_in.inc(len(data))
+        if len(data) > self.settings.max_frame_bytes:
+            self.close_session(session, CloseCode.TOO_LARGE, "frame too large")
+            return
+        if not session.rate.take():
+            self._send_error(session, RateLimited("too many frames; slow down"), None)
+            if session.rate_strikes.hit():
+                self.close_session(session, CloseCode.RATE_LIMITED, "rate limited")
+            return
+        codec = session.codec
+        if isinstance(data, bytes) != codec.binary:
+            kind = "binary" if isinstance(data, bytes) else "text"
+            self._bad_frame(session, BadRequest(f"{kind} frame on a {codec.name} connection"), None)
+            return
+        try:
+            inbound = codec.decode_inbound(data)
+        except BadRequest as exc:
+            self._bad_frame(session, exc, None)
+            return
+        if session.identity is None:
+            await self._receive_unauthenticated(session, inbound.type, inbound.id, inbound.payload)
+            return
+        entry = self._handlers.get(inbound.type)
+        if entry is None:
+            self._send_error(session, UnknownType(f"unknown type {inbound.type!r}"), inbound.id)
+            return
+        payload_type, handler = entry
+        try:
+            payload = codec.decode_payload(inbound.payload, payload_type)
+            await handler(Request(self, session, inbound.id, inbound.type), payload)
+        except BadRequest as exc:
+            self._bad_frame(session, exc, inbound.id)
+        except HubbubError as exc:
+            self._send_error(session, exc, inbound.id)
+        except Exception:
+            log.exception("handler of %s failed", inbound.type)
+            self._send_error(session, HubbubError("internal error"), inbound.id)
+
+    async def _receive_unauthenticated(
+        self, session: Session, type: str, id: str | None, raw: Any
+    ) -> None:
+        if type != "auth":
+            self.close_session(session, CloseCode.UNAUTHORIZED, "authenticate first")
+            return
+        try:
+            payload = session.codec.decode_payload(raw, AuthPayload)
+        except BadRequest as exc:
+            self.close_session(session, CloseCode.UNAUTHORIZED, exc.message)
+            return
+        await self._authenticate(session, payload.token, id)
+
+    def _send_error(self, session: Session, error: HubbubError, re: str | None) -> None:
+        self.metrics.errors.labels(error.code.value).inc()
+        session.send_error(error, re)
+
+    def _bad_frame(self, session: Session, error: HubbubError, re: str | None) -> None:
+        self._send_error(session, error, re)
+        if session.bad_frames.hit():
+            self.close_session(session, CloseCode.POLICY_VIOLATION, "too many bad frames")
+
+    def touch(self, session: Session) -> None:
+        """The client answered a ping (or sent anything): it is alive."""
+        session.last_seen = self.clock.monotonic()
+
+    # -- heartbeats ------------------------------------------------------------
+
+    def _schedule_heartbeat(self) -> None:
+        self._heartbeat = self.clock.call_later(self.settings.heartbeat_interval, self._beat)
+
+    def _beat(self) -> None:
+        """Close connections silent since the previous ping, then ping the rest."""
+        previous = self._last_ping
+        self._last_ping = self.clock.monotonic()
+        for session in list(self.sessions.values()):
+            if session.closed:
+                continue
+            if session.last_seen < previous:
+                self.close_session(session, CloseCode.HEARTBEAT_TIMEOUT, "no pong")
+            else:
+                session.conn.ping()
+        if self.started:
+            self._schedule_heartbeat()
+
+    # -- channels ----------------------------------------------------------------
+
+    def namespace(self, channel: str) -> NamespaceOptions:
+        return self.settings.namespace(namespace_of(channel))
+
+    async def can_subscribe(self, identity: Identity, channel: str) -> bool:
+        """Whether `identity` may subscribe to `channel` (namespace policy, token, app rules)."""
+        if identity.is_admin or matches_any(channel, identity.channels):
+            return True
+        ns = namespace_of(channel)
+        policy = self.settings.namespace(ns).subscribe
+        if policy == "authenticated":
+            return True
+        if policy == "owner":
+            return channel == user_channel(identity.user_id)
+        rule = self._subscribe_rules.get(ns)
+        return rule is not None and await rule(identity, channel)
+
+    def can_publish(self, identity: Identity, channel: str) -> bool:
+        if identity.is_server or matches_any(channel, identity.publish):
+            return True
+        return self.namespace(channel).publish == "authenticated"
+
+    async def attach(self, session: Session, channel: str, sub: ChannelSubscription) -> None:
+        """Add a subscription (catching up until its buffer is released)."""
+        subs = self.channels.get(channel)
+        if subs is None:
+            subs = self.channels[channel] = {}
+            await self.broker.subscribe(channel)
+        subs[session] = sub
+        session.subscriptions[channel] = sub
+        self.metrics.subscriptions.inc()
+
+    async def detach(self, session: Session, channel: str) -> None:
+        if session.subscriptions.pop(channel, None) is None:
+            return
+        self.metrics.subscriptions.dec()
+        subs = self.channels.get(channel)
+        if subs is not None:
+            subs.pop(session, None)
+            if not subs:
+                del self.channels[channel]
+                await self.broker.unsubscribe(channel)
+        if self.namespace(channel).presence:
+            await self.presence.leave(channel, session.user_id, session.id)
+
+    # -- publishing --------------------------------------------------------------
+
+    def history_options(self, channel: str) -> HistoryOptions:
+        ns = self.namespace(channel)
+        return HistoryOptions(
+            size=ns.history_size, ttl=ns.history_ttl, keep_last_value=ns.keep_last_value
+        )
+
+    async def publish(
+        self, channel: str, data: Any, *, publisher: str | None = None
+    ) -> Publication:
+        """Publish `data` to `channel` as a `message` event; returns it with its `seq`."""
+        payload: dict[str, Any] = {"data": data}
+        if publisher is not None:
+            payload["publisher"] = publisher
+        return await self.publish_event(channel, "message", payload)
+
+    async def publish_event(self, channel: str, type: str, payload: Any) -> Publication:
+        """Publish an event of any `type` to `channel`, sequenced and kept in history."""
+        self.metrics.publications.inc()
+        return await self.broker.publish(
+            channel, type, payload, history=self.history_options(channel)
+        )
+
+    async def emit(self, channel: str, type: str, payload: Any) -> Publication:
+        """Send an ephemeral event (no `seq`, no history) to a channel's subscribers."""
+        return await self.broker.publish(channel, type, payload, history=None)
+
+    async def send_to_user(self, user_id: str, type: str, payload: Any) -> Publication:
+        """Send a sequenced event to every connection of `user_id` (its `user:` channel)."""
+        return await self.publish_event(user_channel(user_id), type, payload)
+
+    def _deliver(self, pub: Publication) -> None:
+        """The broker's sink: hand one publication to every local subscriber, encoded once."""
+        subs = self.channels.get(pub.channel)
+        if not subs:
+            return
+        frame: bytes | None = None
+        sent = 0
+        for session, sub in subs.items():
+            if sub.buffer is not None:
+                sub.buffer.append(pub)
+                continue
+            if sub.conflate and pub.seq is not None:
+                session.queue.push_conflatable(pub)
+            elif session.codec is JSON:
+                if frame is None:
+                    frame = pub.frame(JSON)
+                session.queue.push(frame)
+            else:
+                session.queue.push(pub.frame(session.codec))
+            sent += 1
+        if sent:
+            self.metrics.frames_out.inc(sent)
+            if frame is not None:
+                self.metrics.bytes_out.inc(sent * len(frame))
+            lag = (self.clock.time_ms() - pub.ts) / 1000
+            self.metrics.publish_latency.observe(max(0.0, lag))
+
+    # -- users -------------------------------------------------------------------
+
+    async def _watchers_of(self, user_id: str) -> set[str]:
+        found: set[str] = set()
+        for source in self._watchers:
+            found.update(await source(user_id))
+        found.discard(user_id)
+        return found
+
+    async def _user_came_back(self, user_id: str, status: str) -> None:
+        pending = self._offline.pop(user_id, None)
+        if pending is not None:
+            pending.cancel()
+            return
+        await self.announce_status(user_id, status)
+
+    async def announce_status(self, user_id: str, status: str) -> None:
+        """Tell the user's watchers that the user is online with `status`."""
+        for watcher in await self._watchers_of(user_id):
+            await self.emit(
+                user_channel(watcher), "presence.user_online", {"userId": user_id, "status": status}
+            )
+
+    def _user_went_away(self, user_id: str) -> None:
+        last_seen = self.clock.time_ms()
+
+        async def offline() -> None:
+            self._offline.pop(user_id, None)
+            if user_id in self.users:
+                return
+            for watcher in await self._watchers_of(user_id):
+                await self.emit(
+                    user_channel(watcher),
+                    "presence.user_offline",
+                    {"userId": user_id, "lastSeen": last_seen},
+                )
+
+        self._offline[user_id] = self.clock.call_later(
+            self.settings.presence_grace, lambda: self.spawn(offline())
+        )

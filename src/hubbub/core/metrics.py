@@ -1,0 +1,41 @@
+"""Prometheus metrics of one hub, in a registry of its own (several hubs may share a process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class HubMetrics:
+    """The figures operators watch: connections, traffic, overflows, recoveries, latency."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.connections = Gauge("hubbub_connections", "Open WebSocket connections", registry=r)
+        self.connections_total = Counter(
+            "hubbub_connections_opened", "Connections accepted", registry=r
+        )
+        self.subscriptions = Gauge(
+            "hubbub_subscriptions", "Channel subscriptions on this node", registry=r
+        )
+        self.frames_in = Counter("hubbub_frames_in", "Frames received from clients", registry=r)
+        self.bytes_in = Counter("hubbub_bytes_in", "Bytes received from clients", registry=r)
+        self.frames_out = Counter("hubbub_frames_out", "Frames queued to clients", registry=r)
+        self.bytes_out = Counter("hubbub_bytes_out", "Bytes queued to clients", registry=r)
+        self.publications = Counter("hubbub_publications", "Publications", registry=r)
+        self.queue_overflows = Counter(
+            "hubbub_queue_overflows", "Connections closed for a full send queue", registry=r
+        )
+        self.recoveries = Counter(
+            "hubbub_recoveries", "Subscriptions with `since`", ["result"], registry=r
+        )
+        self.errors = Counter("hubbub_errors", "Error frames sent", ["code"], registry=r)
+        self.publish_latency = Histogram(
+            "hubbub_publish_to_send_seconds",
+            "From publish to the frames being handed to every local subscriber",
+            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
+            registry=r,
+        )
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition."""
+        return generate_latest(self.registry)

@@ -1,0 +1,1 @@
+"""Transports: the only code that touches sockets. The standalone aiohttp server and an ASGI app."""

@@ -1,0 +1,64 @@
+"""Build a hub from settings: secrets, broker and verifier, with development-mode defaults."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+
+from hubbub.clock import Clock
+from hubbub.config import Settings
+from hubbub.core.auth import TokenVerifier
+from hubbub.core.hub import Hub
+from hubbub.engines.broker import Broker
+from hubbub.engines.memory import MemoryBroker
+
+log = logging.getLogger("hubbub")
+
+
+class ConfigError(Exception):
+    """The settings cannot make a working node; the message says what to set."""
+
+
+def _kept_secret(data_dir: str, name: str) -> str:
+    path = Path(data_dir) / name
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32)
+    path.write_text(value + "\n")
+    path.chmod(0o600)
+    return value
+
+
+def resolve_secrets(settings: Settings) -> Settings:
+    """Fill in the JWT secret and API key: kept in the data directory in development
+    mode, required otherwise."""
+    import msgspec
+
+    secret, api_key = settings.jwt_secret, settings.api_key
+    if not secret and not settings.jwt_public_key:
+        if not settings.dev_mode:
+            raise ConfigError("set HUBBUB_JWT_SECRET or HUBBUB_JWT_PUBLIC_KEY (production mode)")
+        secret = _kept_secret(settings.data_dir, "jwt-secret")
+    if not api_key:
+        if not settings.dev_mode:
+            raise ConfigError("set HUBBUB_API_KEY (production mode)")
+        api_key = _kept_secret(settings.data_dir, "api-key")
+    return msgspec.structs.replace(settings, jwt_secret=secret, api_key=api_key)
+
+
+def make_broker(settings: Settings, clock: Clock | None) -> Broker:
+    url = settings.broker_url
+    if url.startswith("memory://"):
+        return MemoryBroker(clock)
+    raise ConfigError(f"unsupported broker URL {url!r} (this version has memory://)")
+
+
+def build_hub(settings: Settings, *, clock: Clock | None = None) -> Hub:
+    """A hub with every secret resolved and the broker the settings name."""
+    settings = resolve_secrets(settings)
+    verifier = TokenVerifier(
+        secret=settings.jwt_secret, public_key=settings.jwt_public_key, api_key=settings.api_key
+    )
+    return Hub(settings, verifier=verifier, broker=make_broker(settings, clock), clock=clock)

@@ -1,0 +1,218 @@
+"""The standalone server: aiohttp for HTTP and the WebSocket handshake, ready frames
+written straight to the socket for everything the hub sends (see docs/decisions/)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from hubbub.core.hub import Hub
+from hubbub.core.routes import ApiRequest
+from hubbub.protocol.codec import CODECS, JSON, close_frame, ws_control_frame
+from hubbub.protocol.codes import CloseCode
+from hubbub.transport.pages import INDEX_HTML
+
+log = logging.getLogger("hubbub")
+CLOSE_TIMEOUT = 2.0
+
+
+class SocketConnection:
+    """`Connection` over an aiohttp WebSocket: writes go to the asyncio transport as they are."""
+
+    __slots__ = ("_ws", "_transport", "close_sent")
+
+    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport) -> None:
+        self._ws = ws
+        self._transport = transport
+        self.close_sent = False
+
+    def write(self, frame: bytes) -> None:
+        if not self.close_sent and not self._transport.is_closing():
+            self._transport.write(frame)
+
+    def buffered(self) -> int:
+        return self._transport.get_write_buffer_size()
+
+    async def wait_writable(self, low_water: int) -> None:
+        transport = self._transport
+        delay = 0.002
+        while transport.get_write_buffer_size() > low_water:
+            if transport.is_closing() or self.close_sent:
+                raise ConnectionError("connection closed")
+            await asyncio.sleep(delay)
+            delay = min(0.05, delay * 2)
+
+    def ping(self) -> None:
+        self.write(ws_control_frame(0x9))
+
+    def close(self, code: int, reason: str) -> None:
+        if self.close_sent:
+            return
+        if not self._transport.is_closing():
+            self._transport.write(close_frame(code, reason))
+        self.close_sent = True
+        asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, self._transport.abort)
+
+    def finish(self, code: int) -> None:
+        """The client sent its close frame: answer it if we have not, then end the TCP stream."""
+        if not self.close_sent and not self._transport.is_closing():
+            self._transport.write(close_frame(code))
+            self.close_sent = True
+        self._transport.close()
+
+
+def _token_of(request: web.Request) -> str | None:
+    auth = request.headers.get("Authorization", "")
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.query.get("token") or None
+
+
+async def websocket_handler(request: web.Request) -> web.StreamResponse:
+    hub: Hub = request.app["hub"]
+    if not hub.origin_allowed(request.headers.get("Origin")):
+        return web.json_response(
+            {"error": {"code": "forbidden", "message": "origin not allowed"}}, status=403
+        )
+    ws = web.WebSocketResponse(
+        protocols=tuple(CODECS),
+        autoping=False,
+        autoclose=False,
+        compress=False,
+        max_msg_size=hub.settings.max_frame_bytes,
+        timeout=CLOSE_TIMEOUT,
+    )
+    await ws.prepare(request)
+    transport = request.transport
+    if transport is None:
+        return ws
+    codec = CODECS.get(ws.ws_protocol or "", JSON)
+    conn = SocketConnection(ws, transport)
+    session = await hub.open(conn, codec, _token_of(request))
+    try:
+        while True:
+            msg = await ws.receive()
+            kind = msg.type
+            if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
+                await hub.receive(session, msg.data)
+            elif kind is WSMsgType.PING:
+                conn.write(ws_control_frame(0xA, msg.data or b""))
+                hub.touch(session)
+            elif kind is WSMsgType.PONG:
+                hub.touch(session)
+            elif kind is WSMsgType.CLOSE:
+                conn.finish(msg.data if isinstance(msg.data, int) else CloseCode.NORMAL)
+                break
+            else:
+                break
+    except (ConnectionError, asyncio.CancelledError):
+        pass
+    finally:
+        await hub.disconnect(session)
+    return ws
+
+
+async def api_handler(request: web.Request) -> web.StreamResponse:
+    hub: Hub = request.app["hub"]
+    api_request = ApiRequest(
+        method=request.method,
+        path=request.path,
+        headers={k.lower(): v for k, v in request.headers.items()},
+        query=dict(request.query),
+        body=await request.read(),
+        remote=request.remote or "",
+    )
+    response = await hub.router.dispatch(api_request)
+    return web.Response(
+        body=response.body, status=response.status, content_type=response.content_type
+    )
+
+
+async def metrics_handler(request: web.Request) -> web.StreamResponse:
+    hub: Hub = request.app["hub"]
+    return web.Response(
+        body=hub.metrics.render(),
+        headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
+    )
+
+
+async def healthz(request: web.Request) -> web.StreamResponse:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.StreamResponse:
+    hub: Hub = request.app["hub"]
+    ready = hub.started
+    return web.json_response(
+        {"ready": ready, "node": hub.settings.node_name}, status=200 if ready else 503
+    )
+
+
+async def index(request: web.Request) -> web.StreamResponse:
+    return web.Response(text=INDEX_HTML, content_type="text/html")
+
+
+def build_app(hub: Hub) -> web.Application:
+    """The aiohttp application serving `/ws`, `/api/...`, metrics, health and `/`."""
+    app = web.Application(client_max_size=1024 * 1024)
+    app["hub"] = hub
+    app.router.add_get("/ws", websocket_handler)
+    app.router.add_route("*", "/api/{tail:.*}", api_handler)
+    app.router.add_get("/metrics", metrics_handler)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/", index)
+    return app
+
+
+class HubServer:
+    """A hub listening on a host and port; `start` then `stop`."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    async def start(self, host: str | None = None, port: int | None = None) -> int:
+        """Listen; returns the port (pass 0 for a free one)."""
+        await self.hub.start()
+        self._runner = web.AppRunner(
+            build_app(self.hub),
+            handle_signals=False,
+            access_log=None,
+            shutdown_timeout=CLOSE_TIMEOUT,
+        )
+        await self._runner.setup()
+        host = host if host is not None else self.hub.settings.host
+        port = port if port is not None else self.hub.settings.port
+        site = web.TCPSite(self._runner, host, port, backlog=4096, reuse_address=True)
+        await site.start()
+        server: Any = site._server
+        self.port = server.sockets[0].getsockname()[1] if server and server.sockets else port
+        return self.port
+
+    async def stop(self, code: int = CloseCode.GOING_AWAY) -> None:
+        """Close every client with `code`, then stop listening."""
+        await self.hub.stop(code)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+
+async def serve_forever(hub: Hub) -> None:
+    """Run until SIGINT or SIGTERM, then close clients with 1001 so they reconnect elsewhere."""
+    server = HubServer(hub)
+    port = await server.start()
+    log.info("hubbub listening on http://%s:%d (ws path /ws)", hub.settings.host, port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await server.stop(CloseCode.GOING_AWAY)
