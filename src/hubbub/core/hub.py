@@ -233,7 +233,7 @@ class Hub:
         except Unauthorized as exc:
             self.close_session(session, CloseCode.UNAUTHORIZED, exc.message)
             return
-        session.timers.pop("auth", None)
+        session.cancel_timer("auth")
         session.identity = identity
         self._schedule_expiry(session)
         first = session.user_id not in self.users
@@ -281,8 +281,8 @@ class Hub:
         if session.identity is not None and identity.user_id != session.user_id:
             raise Forbidden("token is for another user")
         session.identity = identity
-        session.timers.pop("expiring", None)
-        session.timers.pop("expired", None)
+        session.cancel_timer("expiring")
+        session.cancel_timer("expired")
         self._schedule_expiry(session)
         return identity
 

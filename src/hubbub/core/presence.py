@@ -79,6 +79,11 @@ class PresenceTracker:
                 entry["connections"] += 1
         return sorted(by_user.values(), key=lambda m: str(m["userId"]))
 
+    async def settle(self) -> None:
+        """Wait for the leaves whose grace period has ended to be announced."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks))
+
     def close(self) -> None:
         for handle in self._leaving.values():
             handle.cancel()

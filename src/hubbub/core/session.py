@@ -84,6 +84,11 @@ class Session:
             old.cancel()
         self.timers[name] = handle
 
+    def cancel_timer(self, name: str) -> None:
+        handle = self.timers.pop(name, None)
+        if handle is not None:
+            handle.cancel()
+
     def cancel_timers(self) -> None:
         for handle in self.timers.values():
             handle.cancel()

@@ -17,6 +17,7 @@ from hubbub.protocol.codes import CloseCode
 from hubbub.transport.pages import INDEX_HTML
 
 log = logging.getLogger("hubbub")
+HUB_KEY = web.AppKey("hub", Hub)
 CLOSE_TIMEOUT = 2.0
 
 
@@ -74,7 +75,7 @@ def _token_of(request: web.Request) -> str | None:
 
 
 async def websocket_handler(request: web.Request) -> web.StreamResponse:
-    hub: Hub = request.app["hub"]
+    hub: Hub = request.app[HUB_KEY]
     if not hub.origin_allowed(request.headers.get("Origin")):
         return web.json_response(
             {"error": {"code": "forbidden", "message": "origin not allowed"}}, status=403
@@ -118,7 +119,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
 
 
 async def api_handler(request: web.Request) -> web.StreamResponse:
-    hub: Hub = request.app["hub"]
+    hub: Hub = request.app[HUB_KEY]
     api_request = ApiRequest(
         method=request.method,
         path=request.path,
@@ -134,7 +135,7 @@ async def api_handler(request: web.Request) -> web.StreamResponse:
 
 
 async def metrics_handler(request: web.Request) -> web.StreamResponse:
-    hub: Hub = request.app["hub"]
+    hub: Hub = request.app[HUB_KEY]
     return web.Response(
         body=hub.metrics.render(),
         headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
@@ -146,7 +147,7 @@ async def healthz(request: web.Request) -> web.StreamResponse:
 
 
 async def readyz(request: web.Request) -> web.StreamResponse:
-    hub: Hub = request.app["hub"]
+    hub: Hub = request.app[HUB_KEY]
     ready = hub.started
     return web.json_response(
         {"ready": ready, "node": hub.settings.node_name}, status=200 if ready else 503
@@ -160,7 +161,7 @@ async def index(request: web.Request) -> web.StreamResponse:
 def build_app(hub: Hub) -> web.Application:
     """The aiohttp application serving `/ws`, `/api/...`, metrics, health and `/`."""
     app = web.Application(client_max_size=1024 * 1024)
-    app["hub"] = hub
+    app[HUB_KEY] = hub
     app.router.add_get("/ws", websocket_handler)
     app.router.add_route("*", "/api/{tail:.*}", api_handler)
     app.router.add_get("/metrics", metrics_handler)
