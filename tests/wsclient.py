@@ -153,5 +153,5 @@ class WsClient:
 async def wait_until(predicate: Any, timeout: float = DEFAULT_TIMEOUT) -> None:
     """Poll a condition of the server's state until it holds (fails after `timeout`)."""
     async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.005)  # noqa: ASYNC110 - the state has no event to await
+        while not predicate():  # noqa: ASYNC110 - server state has no event to await
+            await asyncio.sleep(0.005)
