@@ -15,7 +15,11 @@ class Connection(Protocol):
     - `wait_writable` returns when `buffered` has fallen below `low_water`.
     - `close` sends a close frame with `code` and ends the connection soon,
       without waiting for the client.
+    - `can_ping` is False where the server underneath keeps the connection
+      alive itself (ASGI); the hub then does not close it for missing pongs.
     """
+
+    can_ping: bool
 
     def write(self, frame: bytes) -> None: ...
 

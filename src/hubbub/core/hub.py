@@ -370,6 +370,8 @@ class Hub:
         for session in list(self.sessions.values()):
             if session.closed:
                 continue
+            if not session.conn.can_ping:
+                continue
             if session.last_seen < previous:
                 self.close_session(session, CloseCode.HEARTBEAT_TIMEOUT, "no pong")
             else:

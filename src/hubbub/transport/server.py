@@ -25,6 +25,7 @@ class SocketConnection:
     """`Connection` over an aiohttp WebSocket: writes go to the asyncio transport as they are."""
 
     __slots__ = ("_ws", "_transport", "close_sent")
+    can_ping = True
 
     def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport) -> None:
         self._ws = ws
