@@ -94,14 +94,25 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         return self.node_id or f"{socket.gethostname()}:{self.port}"
 
     def namespace(self, name: str) -> NamespaceOptions:
-        """The options of namespace `name` (configured, reserved, then the default)."""
-        found = self.namespaces.get(name)
-        if found is not None:
-            return found
-        found = DEFAULT_NAMESPACES.get(name)
-        if found is not None:
-            return found
-        return self.namespaces.get("") or DEFAULT_NAMESPACES[""]
+        """The options of namespace `name`.
+
+        A configured namespace starts from the options of the configured default
+        namespace (`""`) or, for a reserved one (`user`, `chat`, ...), from its
+        reserved options; only the options set to something other than the plain
+        default change. So tuning `[namespaces.user] history_size` keeps `user:`
+        owner-only.
+        """
+        base = DEFAULT_NAMESPACES.get(name) or self.namespaces.get("") or DEFAULT_NAMESPACES[""]
+        configured = self.namespaces.get(name)
+        if configured is None or name == "":
+            return configured or base
+        plain = NamespaceOptions()
+        changed = {
+            f: getattr(configured, f)
+            for f in NamespaceOptions.__struct_fields__
+            if getattr(configured, f) != getattr(plain, f)
+        }
+        return msgspec.structs.replace(base, **changed)
 
 
 def is_loopback(host: str) -> bool:

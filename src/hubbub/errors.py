@@ -24,10 +24,13 @@ class HubbubError(Exception):
 
     code: ErrorCode = ErrorCode.INTERNAL
 
-    def __init__(self, message: str = "", *, channel: str | None = None) -> None:
+    def __init__(
+        self, message: str = "", *, channel: str | None = None, re: str | None = None
+    ) -> None:
         super().__init__(message or self.code.value.replace("_", " "))
         self.message = message or self.code.value.replace("_", " ")
         self.channel = channel
+        self.re = re  # the request id, when it is known before the request was decoded
 
 
 class BadRequest(HubbubError):

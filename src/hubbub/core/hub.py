@@ -88,7 +88,9 @@ class Hub:
         self.clock: Clock = clock or SystemClock()
         self.verifier = verifier
         self.broker: Broker = broker or MemoryBroker(self.clock)
-        self.broker.set_sink(self._deliver)
+        self.broker.set_sink(
+            self._deliver, on_reset=self._broker_reset, on_presence_gone=self._presence_gone
+        )
         self.metrics = HubMetrics()
         self.presence = PresenceTracker(
             self.broker, self.clock, self.settings.presence_grace, self.emit
@@ -99,6 +101,7 @@ class Hub:
         self.channels: dict[str, dict[Session, ChannelSubscription]] = {}
         self._handlers: dict[str, tuple[type[Any], Handler]] = {}
         self._subscribe_rules: dict[str, SubscribeRule] = {}
+        self._namespaces: dict[str, NamespaceOptions] = {}
         self._watchers: list[Watchers] = []
         self._offline: dict[str, Any] = {}
         self._last_ping = self.clock.monotonic()
@@ -252,7 +255,11 @@ class Hub:
         )
         from hubbub.core.subscriptions import subscribe_channel
 
-        await subscribe_channel(self, session, user_channel(identity.user_id), None, None)
+        try:
+            await subscribe_channel(self, session, user_channel(identity.user_id), None, None)
+        except HubbubError as exc:
+            self.close_session(session, CloseCode.RESTARTING, exc.message)
+            return
         if first:
             await self._user_came_back(session.user_id, session.status)
 
@@ -311,7 +318,7 @@ class Hub:
         try:
             inbound = codec.decode_inbound(data)
         except BadRequest as exc:
-            self._bad_frame(session, exc, None)
+            self._bad_frame(session, exc, exc.re)
             return
         if session.identity is None:
             await self._receive_unauthenticated(session, inbound.type, inbound.id, inbound.payload)
@@ -382,14 +389,19 @@ class Hub:
     # -- channels ----------------------------------------------------------------
 
     def namespace(self, channel: str) -> NamespaceOptions:
-        return self.settings.namespace(namespace_of(channel))
+        """The options of `channel`'s namespace (looked up once per namespace)."""
+        ns = namespace_of(channel)
+        found = self._namespaces.get(ns)
+        if found is None:
+            found = self._namespaces[ns] = self.settings.namespace(ns)
+        return found
 
     async def can_subscribe(self, identity: Identity, channel: str) -> bool:
         """Whether `identity` may subscribe to `channel` (namespace policy, token, app rules)."""
         if identity.is_admin or matches_any(channel, identity.channels):
             return True
         ns = namespace_of(channel)
-        policy = self.settings.namespace(ns).subscribe
+        policy = self.namespace(channel).subscribe
         if policy == "authenticated":
             return True
         if policy == "owner":
@@ -406,8 +418,8 @@ class Hub:
         """Add a subscription (catching up until its buffer is released)."""
         subs = self.channels.get(channel)
         if subs is None:
-            subs = self.channels[channel] = {}
             await self.broker.subscribe(channel)
+            subs = self.channels.setdefault(channel, {})
         subs[session] = sub
         session.subscriptions[channel] = sub
         self.metrics.subscriptions.inc()
@@ -424,6 +436,15 @@ class Hub:
                 await self.broker.unsubscribe(channel)
         if self.namespace(channel).presence:
             await self.presence.leave(channel, session.user_id, session.id)
+
+    def _broker_reset(self) -> None:
+        """The broker may have missed publications: every client reconnects and recovers."""
+        for session in list(self.sessions.values()):
+            self.close_session(session, CloseCode.RESTARTING, "broker reconnected; recover")
+
+    def _presence_gone(self, channel: str, user_id: str) -> None:
+        """A dead node's user left `channel` for good."""
+        self.spawn(self.emit(channel, "presence.leave", {"channel": channel, "userId": user_id}))
 
     # -- publishing --------------------------------------------------------------
 

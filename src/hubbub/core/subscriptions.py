@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from hubbub.core.session import ChannelSubscription, Session
-from hubbub.engines.broker import Publication
+from hubbub.engines.broker import Publication, StreamPosition
 from hubbub.errors import BadRequest, Forbidden, HubbubError
 from hubbub.protocol.channels import is_valid_channel
 from hubbub.protocol.codec import Envelope
@@ -89,50 +89,61 @@ async def subscribe_channel(
         sub = old
     else:
         await hub.attach(session, channel, sub)
-    replay: list[Publication] = []
-    recovered = False
-    if since is not None:
-        result = await hub.broker.history(channel, after=since.seq)
-        position = result.position
-        if position.epoch == since.epoch and since.seq <= position.seq:
-            replay = result.publications
-            recovered = (
-                not replay
-                and since.seq == position.seq
-                or (
-                    bool(replay)
-                    and replay[0].seq == since.seq + 1
-                    and replay[-1].seq == position.seq
-                )
-            )
-            if not recovered:
-                replay = []
-        hub.metrics.recoveries.labels("ok" if recovered else "failed").inc()
-    else:
-        position = await hub.broker.position(channel)
+    try:
+        position, replay, recovered = await _catch_up(hub, channel, since)
+        last = await hub.broker.last_value(channel) if ns.keep_last_value else None
+    except HubbubError:
+        if old is None:
+            await hub.detach(session, channel)
+        else:
+            _release(session, sub, 0)
+        raise
     body: dict[str, Any] = {
         "channel": channel,
         "seq": position.seq,
         "epoch": position.epoch,
         "recovered": recovered,
     }
-    if ns.keep_last_value:
-        last = await hub.broker.last_value(channel)
-        if last is not None:
-            body["lastValue"] = msgspec.to_builtins(last.envelope())
+    if last is not None:
+        body["lastValue"] = msgspec.to_builtins(last.envelope())
     if session.closed:
         return
     session.reply("subscribed", body, re)
-    codec = session.codec
     for pub in replay:
-        session.queue.push(pub.frame(codec))
+        session.queue.push(pub.frame(session.codec))
+    _release(session, sub, position.seq)
+    if ns.presence and old is None:
+        await hub.presence.join(channel, session.user_id, session.id, session.status)
+
+
+def _release(session: Session, sub: ChannelSubscription, after: int) -> None:
+    """Send the live events that waited while catching up (those past `after`), go live."""
     waiting = sub.buffer or []
     sub.buffer = None
     for pub in waiting:
-        if pub.seq is None or pub.seq > position.seq:
-            session.queue.push(pub.frame(codec))
-    if ns.presence and old is None:
-        await hub.presence.join(channel, session.user_id, session.id, session.status)
+        if pub.seq is None or pub.seq > after:
+            session.queue.push(pub.frame(session.codec))
+
+
+async def _catch_up(
+    hub: Hub, channel: str, since: Since | None
+) -> tuple[StreamPosition, list[Publication], bool]:
+    """The channel's position and, from `since`, every missed event or none at all."""
+    if since is None:
+        return await hub.broker.position(channel), [], False
+    result = await hub.broker.history(channel, after=since.seq)
+    position = result.position
+    replay = result.publications
+    recovered = False
+    if position.epoch == since.epoch and since.seq <= position.seq:
+        if since.seq == position.seq:
+            recovered, replay = True, []
+        else:
+            recovered = (
+                bool(replay) and replay[0].seq == since.seq + 1 and replay[-1].seq == position.seq
+            )
+    hub.metrics.recoveries.labels("ok" if recovered else "failed").inc()
+    return position, replay if recovered else [], recovered
 
 
 async def on_subscribe(req: Request, p: SubscribePayload) -> None:

@@ -15,7 +15,7 @@ def is_valid_channel(name: object) -> bool:
     return (
         isinstance(name, str)
         and 0 < len(name) <= MAX_CHANNEL_LENGTH
-        and CHANNEL_RE.match(name) is not None
+        and CHANNEL_RE.fullmatch(name) is not None
     )
 
 

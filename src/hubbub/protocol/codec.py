@@ -43,6 +43,20 @@ def _explain(exc: msgspec.ValidationError) -> str:
     return text.replace("`$.", "`").replace("`$`", "the frame")
 
 
+def _request_id(value: object) -> str | None:
+    """The `id` of a frame that failed to decode, if it has a usable one."""
+    if isinstance(value, bytes | str):
+        try:
+            value = (msgspec.msgpack if isinstance(value, bytes) else msgspec.json).decode(value)
+        except msgspec.DecodeError:
+            return None
+    if isinstance(value, dict):
+        rid = value.get("id")
+        if isinstance(rid, str) and len(rid) <= MAX_REQUEST_ID_LENGTH:
+            return rid
+    return None
+
+
 class Codec:
     """One wire encoding of envelopes; `binary` says which WebSocket frame type carries it."""
 
@@ -83,7 +97,10 @@ class JsonCodec(Codec):
         try:
             inbound = self._inbound.decode(data)
         except msgspec.ValidationError as exc:
-            raise BadRequest(_explain(exc)) from None
+            raise BadRequest(
+                _explain(exc),
+                re=_request_id(data if isinstance(data, str) else data.decode("utf-8", "replace")),
+            ) from None
         except msgspec.DecodeError:
             raise BadRequest("frame is not valid JSON") from None
         _check_inbound(inbound)
@@ -124,7 +141,7 @@ class MsgpackCodec(Codec):
         try:
             inbound = self._inbound.decode(data)
         except msgspec.ValidationError as exc:
-            raise BadRequest(_explain(exc)) from None
+            raise BadRequest(_explain(exc), re=_request_id(data)) from None
         except msgspec.DecodeError:
             raise BadRequest("frame is not valid MessagePack") from None
         _check_inbound(inbound)
@@ -146,7 +163,7 @@ class MsgpackCodec(Codec):
 
 def _check_inbound(inbound: Inbound) -> None:
     if not inbound.type:
-        raise BadRequest("`type` must not be empty")
+        raise BadRequest("`type` must not be empty", re=_request_id({"id": inbound.id}))
     if inbound.id is not None and len(inbound.id) > MAX_REQUEST_ID_LENGTH:
         raise BadRequest(f"`id` is longer than {MAX_REQUEST_ID_LENGTH} characters")
 
@@ -177,6 +194,7 @@ def ws_control_frame(opcode: int, data: bytes = b"") -> bytes:
 
 
 def close_frame(code: int, reason: str = "") -> bytes:
-    """A close frame with `code` and a UTF-8 reason cut to fit a control frame."""
-    body = code.to_bytes(2, "big") + reason.encode()[:123]
+    """A close frame with `code` and a UTF-8 reason cut (on a character) to fit."""
+    cut = reason.encode()[:123].decode("utf-8", "ignore").encode()
+    body = code.to_bytes(2, "big") + cut
     return ws_control_frame(0x8, body)

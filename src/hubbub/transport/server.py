@@ -86,7 +86,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         autoping=False,
         autoclose=False,
         compress=False,
-        max_msg_size=hub.settings.max_frame_bytes,
+        max_msg_size=hub.settings.max_frame_bytes + 1,  # aiohttp refuses sizes >= this
         timeout=CLOSE_TIMEOUT,
     )
     await ws.prepare(request)
