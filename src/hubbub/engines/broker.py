@@ -96,6 +96,8 @@ class PresenceInfo(msgspec.Struct, frozen=True):
 
 
 PublicationSink = Callable[[Publication], None]
+ResetHandler = Callable[[], None]
+PresenceGoneHandler = Callable[[str, str], None]
 
 
 class Broker(Protocol):
@@ -110,8 +112,20 @@ class Broker(Protocol):
     - History keeps at most `size` events and none older than `ttl` seconds.
     """
 
-    def set_sink(self, sink: PublicationSink) -> None:
-        """Where this node's publications are delivered."""
+    def set_sink(
+        self,
+        sink: PublicationSink,
+        *,
+        on_reset: ResetHandler | None = None,
+        on_presence_gone: PresenceGoneHandler | None = None,
+    ) -> None:
+        """Where this node's publications are delivered.
+
+        `on_reset` is called when the broker may have missed publications (its
+        connection to a shared broker came back): local clients must recover.
+        `on_presence_gone(channel, user_id)` is called when a user's last
+        presence in a channel was removed because its node died.
+        """
         ...
 
     async def start(self) -> None: ...

@@ -10,9 +10,11 @@ from hubbub.clock import Clock, SystemClock
 from hubbub.engines.broker import (
     HistoryOptions,
     HistoryResult,
+    PresenceGoneHandler,
     PresenceInfo,
     Publication,
     PublicationSink,
+    ResetHandler,
     StreamPosition,
 )
 
@@ -47,7 +49,13 @@ class MemoryBroker:
         self._presence: dict[str, dict[str, dict[str, PresenceInfo]]] = {}
         self._publishes = 0
 
-    def set_sink(self, sink: PublicationSink) -> None:
+    def set_sink(
+        self,
+        sink: PublicationSink,
+        *,
+        on_reset: ResetHandler | None = None,
+        on_presence_gone: PresenceGoneHandler | None = None,
+    ) -> None:
         self._sink = sink
 
     async def start(self) -> None:

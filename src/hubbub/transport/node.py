@@ -52,7 +52,11 @@ def make_broker(settings: Settings, clock: Clock | None) -> Broker:
     url = settings.broker_url
     if url.startswith("memory://"):
         return MemoryBroker(clock)
-    raise ConfigError(f"unsupported broker URL {url!r} (this version has memory://)")
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from hubbub.engines.redis import RedisBroker
+
+        return RedisBroker.from_url(url, node_id=settings.node_name, clock=clock)
+    raise ConfigError(f"unsupported broker URL {url!r} (use memory:// or redis://host:port/db)")
 
 
 def build_hub(settings: Settings, *, clock: Clock | None = None) -> Hub:
