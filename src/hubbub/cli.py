@@ -106,6 +106,23 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from hubbub.engines.sql import open_store
+
+    settings = _settings(args)
+
+    async def upgrade() -> list[str]:
+        store = await open_store(settings.database_url, settings.data_dir)
+        try:
+            return await store.upgrade()
+        finally:
+            await store.close()
+
+    applied = asyncio.run(upgrade())
+    print("applied: " + ", ".join(applied) if applied else "the database is up to date")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hubbub", description="A real-time WebSocket hub.")
     parser.add_argument("--version", action="version", version=f"hubbub {__version__}")
@@ -120,6 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--channels", nargs="*", help="channel patterns it may subscribe to")
     token.add_argument("--publish", nargs="*", help="channel patterns it may publish to")
     token.set_defaults(func=cmd_token)
+    db = sub.add_parser("db", help="database commands")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    upgrade = db_sub.add_parser("upgrade", help="run the migrations to the newest revision")
+    _serve_args(upgrade)
+    upgrade.set_defaults(func=cmd_db_upgrade)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

@@ -25,6 +25,7 @@ from hubbub.core.routes import Router
 from hubbub.core.session import ChannelSubscription, Session
 from hubbub.engines.broker import Broker, HistoryOptions, Publication
 from hubbub.engines.memory import MemoryBroker
+from hubbub.engines.store import Store
 from hubbub.errors import (
     BadRequest,
     Forbidden,
@@ -83,6 +84,7 @@ class Hub:
         verifier: TokenVerifier,
         broker: Broker | None = None,
         clock: Clock | None = None,
+        store_opener: Callable[[], Awaitable[Store]] | None = None,
     ) -> None:
         self.settings = settings or Settings()
         self.clock: Clock = clock or SystemClock()
@@ -108,6 +110,8 @@ class Hub:
         self._heartbeat: Any = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.started = False
+        self.store: Store | None = None
+        self._store_opener = store_opener
         from hubbub.core import api, subscriptions
 
         subscriptions.register(self)
@@ -116,6 +120,10 @@ class Hub:
     # -- lifecycle -------------------------------------------------------------
 
     async def start(self) -> None:
+        """Open the store (running its migrations) and the broker, start heartbeats."""
+        if self.store is None and self._store_opener is not None:
+            self.store = await self._store_opener()
+            await self.store.upgrade()
         await self.broker.start()
         self._last_ping = self.clock.monotonic()
         self._schedule_heartbeat()
@@ -134,6 +142,9 @@ class Hub:
         for task in list(self._tasks):
             task.cancel()
         await self.broker.close()
+        if self.store is not None and self._store_opener is not None:
+            await self.store.close()
+            self.store = None
 
     def spawn(self, coro: Awaitable[Any]) -> None:
         """Run `coro` in the background, kept alive until it ends."""
@@ -489,6 +500,10 @@ class Hub:
             if sub.buffer is not None:
                 sub.buffer.append(pub)
                 continue
+            if sub.floor and pub.seq is not None:
+                if pub.seq <= sub.floor:
+                    continue  # the client has it already (fan-out lagging behind history)
+                sub.floor = 0
             if sub.conflate and pub.seq is not None:
                 session.queue.push_conflatable(pub)
             elif session.codec is JSON:

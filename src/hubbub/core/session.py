@@ -18,14 +18,21 @@ from hubbub.protocol.codec import Codec, Envelope, ws_frame
 
 
 class ChannelSubscription:
-    """A session's subscription to one channel. While `buffer` is a list the
-    subscription is catching up (recovery or first position) and live events wait there."""
+    """A session's subscription to one channel.
 
-    __slots__ = ("buffer", "conflate")
+    While `buffer` is a list the subscription is catching up (recovery or first
+    position) and live events wait there. After that, `floor` is the `seq` the
+    client already has: a broker whose fan-out lags behind its history (Redis
+    pub/sub) may still bring older events, and they are dropped until the first
+    newer one arrives.
+    """
+
+    __slots__ = ("buffer", "conflate", "floor")
 
     def __init__(self, conflate: bool) -> None:
         self.buffer: list[Publication] | None = []
         self.conflate = conflate
+        self.floor = 0
 
 
 class Session:

@@ -120,8 +120,10 @@ def _release(session: Session, sub: ChannelSubscription, after: int) -> None:
     """Send the live events that waited while catching up (those past `after`), go live."""
     waiting = sub.buffer or []
     sub.buffer = None
+    sub.floor = after
     for pub in waiting:
         if pub.seq is None or pub.seq > after:
+            sub.floor = 0
             session.queue.push(pub.frame(session.codec))
 
 

@@ -207,7 +207,7 @@ class RedisBroker:
                 raise
             except _DOWN:
                 failures += 1
-                await asyncio.sleep(min(2.0, 0.05 * 2**failures))
+                await asyncio.sleep(min(0.5, 0.02 * 2**failures))
                 continue
             except RedisError:
                 log.exception("Redis pub/sub failed")

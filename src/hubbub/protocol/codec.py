@@ -48,7 +48,7 @@ def _request_id(value: object) -> str | None:
     if isinstance(value, bytes | str):
         try:
             value = (msgspec.msgpack if isinstance(value, bytes) else msgspec.json).decode(value)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, ValueError):
             return None
     if isinstance(value, dict):
         rid = value.get("id")

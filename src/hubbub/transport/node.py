@@ -12,6 +12,7 @@ from hubbub.core.auth import TokenVerifier
 from hubbub.core.hub import Hub
 from hubbub.engines.broker import Broker
 from hubbub.engines.memory import MemoryBroker
+from hubbub.engines.sql import open_store
 
 log = logging.getLogger("hubbub")
 
@@ -65,4 +66,10 @@ def build_hub(settings: Settings, *, clock: Clock | None = None) -> Hub:
     verifier = TokenVerifier(
         secret=settings.jwt_secret, public_key=settings.jwt_public_key, api_key=settings.api_key
     )
-    return Hub(settings, verifier=verifier, broker=make_broker(settings, clock), clock=clock)
+    return Hub(
+        settings,
+        verifier=verifier,
+        broker=make_broker(settings, clock),
+        clock=clock,
+        store_opener=lambda: open_store(settings.database_url, settings.data_dir, clock=clock),
+    )

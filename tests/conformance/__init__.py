@@ -1,0 +1,1 @@
+"""Conformance suites: one contract per engine interface, every implementation passes it."""
