@@ -50,10 +50,16 @@ class Node:
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(args, stdout=out, stderr=out, start_new_session=True)
 
-    async def wait_ready(self, timeout: float = 20.0) -> None:
+    async def wait_ready(
+        self, proc: asyncio.subprocess.Process | None = None, timeout: float = 20.0
+    ) -> None:
+        """Until `/readyz` answers 200; `proc` is a node the test started itself."""
         async with aiohttp.ClientSession() as http, asyncio.timeout(timeout):
             while True:
-                assert self.proc is not None and self.proc.poll() is None, self.read_log()
+                if proc is not None:
+                    assert proc.returncode is None, "the server exited"
+                else:
+                    assert self.proc is not None and self.proc.poll() is None, self.read_log()
                 try:
                     async with http.get(self.http_url + "/readyz") as r:
                         if r.status == 200:
