@@ -110,7 +110,7 @@ async def run(
 async def measure(
     ports: list[int], redis_url: str, subs: int, seconds: float, window: int, publishers: int
 ) -> dict[str, Any]:
-    http = aiohttp.ClientSession()
+    http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
     received = 0
     sockets = []
     for i in range(subs):
