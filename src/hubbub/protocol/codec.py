@@ -43,18 +43,14 @@ def _explain(exc: msgspec.ValidationError) -> str:
     return text.replace("`$.", "`").replace("`$`", "the frame")
 
 
-def _request_id(value: object) -> str | None:
-    """The `id` of a frame that failed to decode, if it has a usable one."""
-    if isinstance(value, bytes | str):
-        try:
-            value = (msgspec.msgpack if isinstance(value, bytes) else msgspec.json).decode(value)
-        except (msgspec.DecodeError, ValueError):
-            return None
-    if isinstance(value, dict):
-        rid = value.get("id")
-        if isinstance(rid, str) and len(rid) <= MAX_REQUEST_ID_LENGTH:
-            return rid
-    return None
+def _request_id(decode: Any, data: bytes | str) -> str | None:
+    """The `id` of a frame that failed to decode as an envelope, if it has a usable one."""
+    try:
+        value = decode(data)
+    except (msgspec.DecodeError, ValueError):
+        return None
+    rid = value.get("id") if isinstance(value, dict) else None
+    return rid if isinstance(rid, str) and len(rid) <= MAX_REQUEST_ID_LENGTH else None
 
 
 class Codec:
@@ -62,17 +58,51 @@ class Codec:
 
     name: str = ""
     binary: bool = False
+    label: str = ""  # how error messages name the encoding
     empty_object: bytes = b"{}"
 
+    def __init__(self, encoder: Any, make_decoder: Any, decode_any: Any) -> None:
+        self._encoder = encoder
+        self._decode_any = decode_any
+        self._make_decoder = make_decoder
+        self._inbound = make_decoder(Inbound)
+        self._payloads: dict[type[Any], Any] = {}
+
     def encode(self, envelope: Envelope) -> bytes:
-        raise NotImplementedError
+        return self._encoder.encode(envelope)  # type: ignore[no-any-return]
+
+    def encode_any(self, value: Any) -> bytes:
+        """Encode any value."""
+        return self._encoder.encode(value)  # type: ignore[no-any-return]
+
+    def _frame_data(self, data: bytes | str) -> bytes | str:
+        return data
 
     def decode_inbound(self, data: bytes | str) -> Inbound:
-        raise NotImplementedError
+        """The envelope of a client frame; `BadRequest` (with the frame's `id`) if malformed."""
+        data = self._frame_data(data)
+        try:
+            inbound: Inbound = self._inbound.decode(data)
+        except msgspec.ValidationError as exc:
+            raise BadRequest(_explain(exc), re=_request_id(self._decode_any, data)) from None
+        except msgspec.DecodeError:
+            raise BadRequest(f"frame is not valid {self.label}") from None
+        _check_inbound(inbound)
+        return inbound
 
     def decode_payload(self, raw: msgspec.Raw | None, into: type[T]) -> T:
         """The payload as the Struct `into`; a missing payload is an empty object."""
-        raise NotImplementedError
+        if raw is None or not raw:
+            raw = msgspec.Raw(self.empty_object)
+        decoder = self._payloads.get(into)
+        if decoder is None:
+            decoder = self._payloads[into] = self._make_decoder(into)
+        try:
+            return decoder.decode(raw)  # type: ignore[no-any-return]
+        except msgspec.ValidationError as exc:
+            raise BadRequest("payload: " + _explain(exc)) from None
+        except msgspec.DecodeError:
+            raise BadRequest(f"payload is not valid {self.label}") from None
 
 
 class JsonCodec(Codec):
@@ -80,44 +110,10 @@ class JsonCodec(Codec):
 
     name = "hubbub.v1.json"
     binary = False
+    label = "JSON"
 
     def __init__(self) -> None:
-        self._encoder = msgspec.json.Encoder()
-        self._inbound = msgspec.json.Decoder(Inbound)
-        self._payloads: dict[type[Any], msgspec.json.Decoder[Any]] = {}
-
-    def encode(self, envelope: Envelope) -> bytes:
-        return self._encoder.encode(envelope)
-
-    def encode_any(self, value: Any) -> bytes:
-        """Encode any value (used for HTTP bodies)."""
-        return self._encoder.encode(value)
-
-    def decode_inbound(self, data: bytes | str) -> Inbound:
-        try:
-            inbound = self._inbound.decode(data)
-        except msgspec.ValidationError as exc:
-            raise BadRequest(
-                _explain(exc),
-                re=_request_id(data if isinstance(data, str) else data.decode("utf-8", "replace")),
-            ) from None
-        except msgspec.DecodeError:
-            raise BadRequest("frame is not valid JSON") from None
-        _check_inbound(inbound)
-        return inbound
-
-    def decode_payload(self, raw: msgspec.Raw | None, into: type[T]) -> T:
-        if raw is None or not raw:
-            raw = msgspec.Raw(self.empty_object)
-        decoder = self._payloads.get(into)
-        if decoder is None:
-            decoder = self._payloads[into] = msgspec.json.Decoder(into)
-        try:
-            return decoder.decode(raw)  # type: ignore[no-any-return]
-        except msgspec.ValidationError as exc:
-            raise BadRequest("payload: " + _explain(exc)) from None
-        except msgspec.DecodeError:
-            raise BadRequest("payload is not valid JSON") from None
+        super().__init__(msgspec.json.Encoder(), msgspec.json.Decoder, msgspec.json.decode)
 
 
 class MsgpackCodec(Codec):
@@ -125,45 +121,22 @@ class MsgpackCodec(Codec):
 
     name = "hubbub.v1.msgpack"
     binary = True
+    label = "MessagePack"
     empty_object = b"\x80"
 
     def __init__(self) -> None:
-        self._encoder = msgspec.msgpack.Encoder()
-        self._inbound = msgspec.msgpack.Decoder(Inbound)
-        self._payloads: dict[type[Any], msgspec.msgpack.Decoder[Any]] = {}
+        super().__init__(msgspec.msgpack.Encoder(), msgspec.msgpack.Decoder, msgspec.msgpack.decode)
 
-    def encode(self, envelope: Envelope) -> bytes:
-        return self._encoder.encode(envelope)
-
-    def decode_inbound(self, data: bytes | str) -> Inbound:
+    def _frame_data(self, data: bytes | str) -> bytes | str:
         if isinstance(data, str):
             raise BadRequest("text frame on a MessagePack connection")
-        try:
-            inbound = self._inbound.decode(data)
-        except msgspec.ValidationError as exc:
-            raise BadRequest(_explain(exc), re=_request_id(data)) from None
-        except msgspec.DecodeError:
-            raise BadRequest("frame is not valid MessagePack") from None
-        _check_inbound(inbound)
-        return inbound
-
-    def decode_payload(self, raw: msgspec.Raw | None, into: type[T]) -> T:
-        if raw is None or not raw:
-            raw = msgspec.Raw(self.empty_object)
-        decoder = self._payloads.get(into)
-        if decoder is None:
-            decoder = self._payloads[into] = msgspec.msgpack.Decoder(into)
-        try:
-            return decoder.decode(raw)  # type: ignore[no-any-return]
-        except msgspec.ValidationError as exc:
-            raise BadRequest("payload: " + _explain(exc)) from None
-        except msgspec.DecodeError:
-            raise BadRequest("payload is not valid MessagePack") from None
+        return data
 
 
 def _check_inbound(inbound: Inbound) -> None:
     if not inbound.type:
-        raise BadRequest("`type` must not be empty", re=_request_id({"id": inbound.id}))
+        rid = inbound.id if inbound.id and len(inbound.id) <= MAX_REQUEST_ID_LENGTH else None
+        raise BadRequest("`type` must not be empty", re=rid)
     if inbound.id is not None and len(inbound.id) > MAX_REQUEST_ID_LENGTH:
         raise BadRequest(f"`id` is longer than {MAX_REQUEST_ID_LENGTH} characters")
 
