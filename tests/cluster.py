@@ -29,6 +29,7 @@ class Node:
     port: int
     broker_url: str
     data_dir: str
+    database_url: str | None = None
     proc: subprocess.Popen[bytes] | None = None
     log: str = field(default="")
 
@@ -47,6 +48,8 @@ class Node:
             "--broker", self.broker_url, "--jwt-secret", SECRET, "--api-key", API_KEY,
             "--data-dir", self.data_dir, "--node-id", self.name, "--log-level", "warning",
         ]  # fmt: skip
+        if self.database_url:
+            args += ["--database-url", self.database_url]
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(args, stdout=out, stderr=out, start_new_session=True)
 
@@ -98,10 +101,14 @@ def token(user: str) -> str:
 
 
 @asynccontextmanager
-async def cluster(broker_url: str, count: int = 3) -> AsyncIterator[list[Node]]:
-    """`count` nodes on free ports sharing `broker_url`, started and ready."""
+async def cluster(
+    broker_url: str, count: int = 3, database_url: str | None = None
+) -> AsyncIterator[list[Node]]:
+    """`count` nodes on free ports sharing `broker_url` (and a database), started and ready."""
     with tempfile.TemporaryDirectory(prefix="hubbub-cluster-") as data_dir:
-        nodes = [Node(f"n{i + 1}", free_port(), broker_url, data_dir) for i in range(count)]
+        nodes = [
+            Node(f"n{i + 1}", free_port(), broker_url, data_dir, database_url) for i in range(count)
+        ]
         try:
             for node in nodes:
                 node.start()

@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 
 from tests.cluster import API_KEY, cluster, token
-from tests.services import REDIS_URL
+from tests.services import DATABASE_URL, REDIS_URL
 from tests.wsclient import Closed, WsClient
 
 PER_PUBLISHER = 200
@@ -30,7 +30,8 @@ async def _collect(client: WsClient, channel: str, count: int) -> list[tuple[int
 
 
 async def test_subscribers_on_every_node_get_every_event_once_in_seq_order() -> None:
-    async with cluster(_prefixed(REDIS_URL)) as nodes:
+    # The nodes share PostgreSQL too, as deployed: all three migrate it at once on start.
+    async with cluster(_prefixed(REDIS_URL), database_url=DATABASE_URL) as nodes:
         subs = [await WsClient.connect(nodes[i % 3].url, token(f"s{i}")) for i in range(12)]
         pubs = [await WsClient.connect(node.url, token(f"p{j}")) for j, node in enumerate(nodes)]
         try:

@@ -101,3 +101,20 @@ async def test_metrics_count_connections_frames_and_recoveries() -> None:
             assert float(lines["hubbub_publish_to_send_seconds_count"]) >= 1
         finally:
             await client.close()
+
+
+async def test_db_upgrade_migrates_a_fresh_database_then_reports_it_up_to_date(
+    tmp_path: Path,
+) -> None:
+    async def upgrade() -> str:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "hubbub", "db", "upgrade", "--data-dir", str(tmp_path),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        out, _ = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == 0
+        return out.decode()
+
+    assert "applied: 0001_core_tables" in await upgrade()
+    assert (tmp_path / "hubbub.db").exists()
+    assert "up to date" in await upgrade()
