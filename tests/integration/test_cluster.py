@@ -8,6 +8,7 @@ import secrets
 from typing import Any
 
 import aiohttp
+import redis.asyncio as aioredis
 
 from tests.cluster import API_KEY, cluster, token
 from tests.services import DATABASE_URL, REDIS_URL
@@ -18,6 +19,17 @@ PER_PUBLISHER = 200
 
 def _prefixed(url: str) -> str:
     return f"{url}?prefix=t{secrets.token_hex(4)}&node_ttl=1.5"
+
+
+async def _redis_subscriptions(broker_url: str, channel: str) -> int:
+    """How many pub/sub subscriptions Redis holds for `channel` (one per node, not per client)."""
+    prefix = broker_url.split("prefix=")[1].split("&")[0]
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        reply = await client.execute_command("PUBSUB", "SHARDNUMSUB", f"{prefix}:{{{channel}}}:s")
+    finally:
+        await client.aclose()
+    return int(reply[1])
 
 
 async def _collect(client: WsClient, channel: str, count: int) -> list[tuple[int, Any]]:
@@ -31,12 +43,14 @@ async def _collect(client: WsClient, channel: str, count: int) -> list[tuple[int
 
 async def test_subscribers_on_every_node_get_every_event_once_in_seq_order() -> None:
     # The nodes share PostgreSQL too, as deployed: all three migrate it at once on start.
-    async with cluster(_prefixed(REDIS_URL), database_url=DATABASE_URL) as nodes:
+    broker_url = _prefixed(REDIS_URL)
+    async with cluster(broker_url, database_url=DATABASE_URL) as nodes:
         subs = [await WsClient.connect(nodes[i % 3].url, token(f"s{i}")) for i in range(12)]
         pubs = [await WsClient.connect(node.url, token(f"p{j}")) for j, node in enumerate(nodes)]
         try:
             for client in subs:
                 assert (await client.subscribe("feed"))["type"] == "subscribed"
+            assert await _redis_subscriptions(broker_url, "feed") == len(nodes)
             total = PER_PUBLISHER * len(pubs)
             collectors = [asyncio.create_task(_collect(c, "feed", total)) for c in subs]
 
