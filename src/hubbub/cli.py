@@ -137,6 +137,12 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--channels", nargs="*", help="channel patterns it may subscribe to")
     token.add_argument("--publish", nargs="*", help="channel patterns it may publish to")
     token.set_defaults(func=cmd_token)
+    from hubbub.bench import add_arguments as bench_arguments
+    from hubbub.bench import cmd_bench
+
+    bench = sub.add_parser("bench", help="run the benchmark suite against Hubbub and its peers")
+    bench_arguments(bench)
+    bench.set_defaults(func=cmd_bench)
     db = sub.add_parser("db", help="database commands")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     upgrade = db_sub.add_parser("upgrade", help="run the migrations to the newest revision")
