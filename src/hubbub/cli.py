@@ -62,7 +62,7 @@ def _install_uvloop() -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from hubbub.transport.node import ConfigError, build_hub
+    from hubbub.node import ConfigError, build_hub
     from hubbub.transport.server import serve_forever
 
     logging.basicConfig(
@@ -90,7 +90,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    from hubbub.transport.node import ConfigError, build_hub
+    from hubbub.node import ConfigError, build_hub
 
     try:
         hub = build_hub(_settings(args))

@@ -13,8 +13,8 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 
 from hubbub import Settings
+from hubbub.node import build_hub
 from hubbub.transport.asgi import HubbubASGI
-from hubbub.transport.node import build_hub
 from tests.wsclient import WsClient
 
 

@@ -110,6 +110,8 @@ class Hub:
         self._heartbeat: Any = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.started = False
+        self._start_hooks: list[Callable[[], None]] = []
+        self._stop_hooks: list[Callable[[], None]] = []
         self.store: Store | None = None
         self._store_opener = store_opener
         from hubbub.core import api, subscriptions
@@ -128,10 +130,14 @@ class Hub:
         self._last_ping = self.clock.monotonic()
         self._schedule_heartbeat()
         self.started = True
+        for hook in self._start_hooks:
+            hook()
 
     async def stop(self, code: int = CloseCode.GOING_AWAY, reason: str = "server stopping") -> None:
         """Close every connection with `code` (1001 or 1012 tell clients to reconnect)."""
         self.started = False
+        for hook in self._stop_hooks:
+            hook()
         if self._heartbeat is not None:
             self._heartbeat.cancel()
         for session in list(self.sessions.values()):
@@ -153,6 +159,14 @@ class Hub:
         task.add_done_callback(self._tasks.discard)
 
     # -- registration (the API apps build on) ----------------------------------
+
+    def on_start(self, fn: Callable[[], None]) -> None:
+        """Call `fn` each time the hub has started (apps start their timers here)."""
+        self._start_hooks.append(fn)
+
+    def on_stop(self, fn: Callable[[], None]) -> None:
+        """Call `fn` when the hub begins to stop, before connections are closed."""
+        self._stop_hooks.append(fn)
 
     def on(self, type: str, payload: type[P]) -> Callable[[Handler], Handler]:
         """Register the handler of client frames of `type`, its payload decoded as `payload`."""

@@ -13,7 +13,7 @@ import msgspec
 from hubbub.clock import Clock
 from hubbub.config import Settings
 from hubbub.core.hub import Hub
-from hubbub.transport.node import build_hub
+from hubbub.node import build_hub
 from hubbub.transport.server import HubServer
 
 

@@ -1,4 +1,9 @@
-"""Build a hub from settings: secrets, broker and verifier, with development-mode defaults."""
+"""Build a node from settings: secrets, broker, store and the bundled apps.
+
+This is the composition root: it sits above the layers of DESIGN.md and is the
+one place that picks engines and installs apps; `hubbub serve`, the test helper
+and applications that embed Hubbub all build their hub here.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import logging
 import secrets
 from pathlib import Path
 
+from hubbub.apps import serverstats
 from hubbub.clock import Clock
 from hubbub.config import Settings
 from hubbub.core.auth import TokenVerifier
@@ -66,10 +72,12 @@ def build_hub(settings: Settings, *, clock: Clock | None = None) -> Hub:
     verifier = TokenVerifier(
         secret=settings.jwt_secret, public_key=settings.jwt_public_key, api_key=settings.api_key
     )
-    return Hub(
+    hub = Hub(
         settings,
         verifier=verifier,
         broker=make_broker(settings, clock),
         clock=clock,
         store_opener=lambda: open_store(settings.database_url, settings.data_dir, clock=clock),
     )
+    serverstats.install(hub)
+    return hub

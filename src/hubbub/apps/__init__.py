@@ -1,0 +1,1 @@
+"""Apps built on the hub's public API; the core never imports them."""

@@ -1,0 +1,715 @@
+// hubbub.js: the browser (and Node) client of a Hubbub server's /ws endpoint.
+// One ES module, no build step, no dependencies. It gives the Python SDK's guarantees
+// (docs/client.md): every sequenced event of a channel exactly once and in order, or an
+// event that says what was lost.
+//
+//   import { Client } from "/static/hubbub.js";
+//   const client = new Client("ws://127.0.0.1:8000/ws", { token: fetchToken });
+//   client.on("message", (event) => console.log(event.channel, event.seq, event.data));
+//   await client.connect();
+//   await client.subscribe("news");
+
+const FINAL_CLOSES = new Set([1000, 4003]);
+const STABLE_AFTER_MS = 5000;
+
+/** The root of every error this module throws. */
+export class HubbubError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = this.constructor.name;
+  }
+}
+/** The server answered a request with `error {code, message, channel?}`. */
+export class RequestError extends HubbubError {
+  constructor(code, message, channel = null) {
+    super(`${code}: ${message || ""}`);
+    this.code = code;
+    this.serverMessage = message || "";
+    this.channel = channel;
+  }
+}
+/** No answer came within the request's timeout. */
+export class RequestTimeout extends HubbubError {}
+/** A request was made while no connection was up. */
+export class NotConnected extends HubbubError {}
+/** The connection ended before the answer came; the server may or may not have acted. */
+export class ConnectionLost extends HubbubError {}
+/** `close()` was called. */
+export class ClientClosed extends HubbubError {}
+/** More publishes wait for a connection than `offlineQueueSize`. */
+export class OfflineQueueFull extends HubbubError {}
+/** The first connection attempt failed (`code` is the close code, 0 when none). */
+export class ConnectFailed extends HubbubError {
+  constructor(message, code = 0) {
+    super(message);
+    this.code = code;
+  }
+}
+
+/** Exponential backoff with full jitter: a random delay in [0, min(cap, base * 2**failures)]. */
+export class Backoff {
+  constructor(base = 200, cap = 10000, random = Math.random) {
+    this.base = base;
+    this.cap = cap;
+    this.random = random;
+  }
+  compute(failures) {
+    return this.random() * Math.min(this.cap, this.base * 2 ** failures);
+  }
+}
+
+/** What the client knows of one channel: its position and any gap being filled. */
+class ChannelState {
+  constructor(name) {
+    this.name = name;
+    this.seq = null; // of the last event handed to the application
+    this.epoch = null;
+    this.wanted = false; // the application subscribed (the user channel is always wanted)
+    this.pending = false; // a (re)subscription is in flight: its live events are ignored
+    this.gap = null; // {from, to, timer} while a replay_request is out
+    this.held = []; // live events that arrived during a gap, in arrival order
+  }
+}
+
+/**
+ * A connection to a Hubbub server that reconnects by itself.
+ *
+ * Events (`client.on(kind, fn)`, returns a function that removes `fn`):
+ * `message` (every event from the server, after dedup and gap filling), `state`
+ * ({state}: idle, connecting, connected, reconnecting, closed), `connected`
+ * ({userId, connectionId, reconnect}), `disconnected` ({code, reason, reconnecting}),
+ * `reset` ({channel, epoch, seq, lastValue}: recovered:false, reload that channel),
+ * `recoveryfailed` ({channel, fromSeq, toSeq}), `subscriptionerror` ({channel, code,
+ * message}), `servererror` ({code, message, channel}), `frame` ({direction, frame}: every
+ * frame as it passes, for consoles).
+ */
+export class Client {
+  constructor(url, options = {}) {
+    this.url = url;
+    this.token = options.token ?? null;
+    this.backoff = options.backoff ?? new Backoff();
+    this.requestTimeout = options.requestTimeout ?? 10000;
+    this.connectTimeout = options.connectTimeout ?? 10000;
+    this.heartbeat = options.heartbeat ?? 20000;
+    this.offlineQueueSize = options.offlineQueueSize ?? 1000;
+    this.maxHeldEvents = options.maxHeldEvents ?? 10000;
+    this.WebSocket = options.WebSocket ?? globalThis.WebSocket;
+    this.state = "idle";
+    this.userId = null;
+    this.connectionId = null;
+    this.reconnects = 0;
+    this._listeners = new Map();
+    this._channels = new Map();
+    this._requests = new Map();
+    this._offline = [];
+    this._nextId = 1;
+    this._ws = null;
+    this._ready = false; // welcomed and every channel resubscribed
+    this._failures = 0;
+    this._closed = true;
+    this._everConnected = false;
+    this._timers = new Set();
+    this._lastToken = null;
+  }
+
+  // -- events ---------------------------------------------------------------------------
+
+  /** Call `fn(event)` for each event of `kind`; a channel name gets only its messages. */
+  on(kind, fn) {
+    if (!this._listeners.has(kind)) this._listeners.set(kind, new Set());
+    this._listeners.get(kind).add(fn);
+    return () => this._listeners.get(kind)?.delete(fn);
+  }
+
+  _emit(kind, event) {
+    for (const fn of this._listeners.get(kind) ?? []) {
+      try {
+        fn(event);
+      } catch (err) {
+        console.error("hubbub handler failed", err);
+      }
+    }
+  }
+
+  _setState(state) {
+    if (this.state === state) return;
+    this.state = state;
+    this._emit("state", { state });
+  }
+
+  // -- connecting -----------------------------------------------------------------------
+
+  /** Connect; resolves once welcomed and every channel is subscribed. */
+  connect() {
+    this._closed = false;
+    return new Promise((resolve, reject) => {
+      this._firstAttempt = { resolve, reject };
+      this._attempt();
+    });
+  }
+
+  /** Close with 1000 and stop for good. */
+  close() {
+    this._closed = true;
+    for (const t of this._timers) clearTimeout(t);
+    this._timers.clear();
+    const ws = this._ws;
+    this._ws = null;
+    if (ws && ws.readyState <= 1) ws.close(1000, "client closing");
+    this._failAll(new ClientClosed("client closed"));
+    for (const item of this._offline.splice(0)) item.reject(new ClientClosed("client closed"));
+    this._ready = false;
+    this._setState("closed");
+    this._emit("disconnected", { code: 1000, reason: "client closing", reconnecting: false });
+  }
+
+  /** The last `{seq, epoch}` handed to the application for `channel`, or null. */
+  position(channel) {
+    const ch = this._channels.get(channel);
+    return ch && ch.seq !== null ? { seq: ch.seq, epoch: ch.epoch } : null;
+  }
+
+  get connected() {
+    return this._ready;
+  }
+
+  _later(ms, fn) {
+    const t = setTimeout(() => {
+      this._timers.delete(t);
+      fn();
+    }, ms);
+    this._timers.add(t);
+    return t;
+  }
+
+  _clearLater(t) {
+    if (t) {
+      clearTimeout(t);
+      this._timers.delete(t);
+    }
+  }
+
+  async _getToken() {
+    if (typeof this.token === "function") return await this.token();
+    return this.token;
+  }
+
+  async _attempt() {
+    if (this._closed) return;
+    this._setState(this._everConnected ? "reconnecting" : "connecting");
+    let token;
+    try {
+      token = await this._getToken();
+    } catch (err) {
+      return this._attemptFailed(4001, `token: ${err}`);
+    }
+    if (this._closed) return;
+    this._lastToken = token;
+    const sep = this.url.includes("?") ? "&" : "?";
+    const url = token ? `${this.url}${sep}token=${encodeURIComponent(token)}` : this.url;
+    let ws;
+    try {
+      ws = new this.WebSocket(url);
+    } catch (err) {
+      return this._attemptFailed(0, String(err));
+    }
+    this._ws = ws;
+    this._openedAt = Date.now();
+    const connectTimer = this._later(this.connectTimeout, () => {
+      if (this._ws === ws && !this._ready) ws.close(4000, "connect timeout");
+    });
+    ws.onmessage = (msg) => {
+      if (this._ws !== ws) return;
+      let frame;
+      try {
+        frame = JSON.parse(msg.data);
+      } catch {
+        return;
+      }
+      this._emit("frame", { direction: "in", frame });
+      this._onFrame(frame, connectTimer);
+    };
+    ws.onclose = (ev) => {
+      this._clearLater(connectTimer);
+      if (this._ws !== ws) return;
+      this._ws = null;
+      this._onClose(ev.code || 1006, ev.reason || "");
+    };
+    ws.onerror = () => {};
+  }
+
+  _send(frame) {
+    if (!this._ws || this._ws.readyState !== 1) throw new NotConnected("not connected");
+    this._ws.send(JSON.stringify(frame));
+    this._emit("frame", { direction: "out", frame });
+  }
+
+  _onClose(code, reason) {
+    const wasReady = this._ready;
+    this._ready = false;
+    this._clearLater(this._pingTimer);
+    this._clearLater(this._pongTimer);
+    for (const ch of this._channels.values()) this._clearGap(ch);
+    this._failAll(new ConnectionLost(`connection closed (${code})`));
+    if (this._closed) return;
+    if (!this._everConnected) return this._attemptFailed(code, reason);
+    if (Date.now() - this._openedAt >= STABLE_AFTER_MS) this._failures = 0;
+    let reconnecting = !FINAL_CLOSES.has(code);
+    if (code === 4001) {
+      reconnecting = typeof this.token === "function";
+    }
+    this._emit("disconnected", { code, reason, reconnecting, wasConnected: wasReady });
+    if (!reconnecting) return this._stop(code, reason);
+    this._scheduleReconnect(code === 4001);
+  }
+
+  _stop(code, reason) {
+    this._closed = true;
+    for (const item of this._offline.splice(0)) {
+      item.reject(new ConnectFailed(`closed for good: ${code} ${reason}`, code));
+    }
+    this._setState("closed");
+  }
+
+  _attemptFailed(code, reason) {
+    const first = this._firstAttempt;
+    this._firstAttempt = null;
+    this._ws = null;
+    this._closed = true;
+    this._setState("idle");
+    first?.reject(new ConnectFailed(`could not connect: ${code} ${reason}`, code));
+  }
+
+  _scheduleReconnect(authFailed) {
+    this._setState("reconnecting");
+    const delay = this.backoff.compute(this._failures);
+    this._failures += 1;
+    this._later(delay, async () => {
+      if (this._closed) return;
+      if (authFailed) {
+        let token;
+        try {
+          token = await this._getToken();
+        } catch {
+          token = this._lastToken;
+        }
+        if (token === this._lastToken) return this._stop(4001, "token refused");
+      }
+      this._attempt();
+    });
+  }
+
+  async _onWelcome(frame) {
+    const reconnect = this._everConnected;
+    this._everConnected = true;
+    this.userId = frame.payload.userId;
+    this.connectionId = frame.payload.connectionId;
+    const userChannel = this._channel(`user:${this.userId}`);
+    userChannel.wanted = true;
+    const wanted = [...this._channels.values()].filter((ch) => ch.wanted);
+    // The server subscribes the user channel by itself; a known position must be resumed.
+    const resume = wanted.filter((ch) => ch !== userChannel || ch.seq !== null);
+    if (reconnect) this.reconnects += 1;
+    this._startHeartbeat();
+    try {
+      if (resume.length) await this._subscribeNow(resume.map((ch) => ch.name), true);
+    } catch (err) {
+      if (!(err instanceof RequestError)) {
+        // A resume that gets no answer: drop the connection and recover on the next one.
+        if (this._ws) this._ws.close(4000, "resume failed");
+        return;
+      }
+    }
+    this._ready = true;
+    this._setState("connected");
+    this._emit("connected", { userId: this.userId, connectionId: this.connectionId, reconnect });
+    const first = this._firstAttempt;
+    this._firstAttempt = null;
+    first?.resolve();
+    this._flushOffline();
+  }
+
+  _startHeartbeat() {
+    const beat = () => {
+      this._pingTimer = this._later(this.heartbeat, () => {
+        this.request("ping", {}, { timeout: this.heartbeat }).then(beat, (err) => {
+          if (err instanceof RequestTimeout && this._ws) this._ws.close(4002, "no pong");
+        });
+      });
+    };
+    beat();
+  }
+
+  // -- frames ---------------------------------------------------------------------------
+
+  _onFrame(frame, connectTimer) {
+    const type = frame.type;
+    if (type === "welcome") {
+      this._clearLater(connectTimer);
+      this._onWelcome(frame);
+      return;
+    }
+    if (type === "auth.expiring" && typeof this.token === "function") {
+      this._getToken().then((token) => {
+        this._lastToken = token;
+        this.request("auth.refresh", { token }).catch(() => {});
+      });
+      return;
+    }
+    if (frame.re !== undefined && frame.re !== null && this._requests.has(frame.re)) {
+      this._onAnswer(frame);
+      return;
+    }
+    if (type === "subscribed") {
+      // The automatic subscription of the user channel (protocol 16.2).
+      const ch = this._channel(frame.payload.channel);
+      if (!ch.pending && ch.seq === null) {
+        ch.seq = frame.payload.seq;
+        ch.epoch = frame.payload.epoch;
+      }
+      return;
+    }
+    if (type === "replay_complete") {
+      this._onReplayComplete(frame.payload);
+      return;
+    }
+    if (type === "error") {
+      const p = frame.payload || {};
+      this._emit("servererror", { code: p.code, message: p.message, channel: p.channel ?? null });
+      return;
+    }
+    if (frame.channel && typeof frame.seq === "number") {
+      this._onSequenced(frame);
+      return;
+    }
+    this._deliver(frame);
+  }
+
+  _deliver(frame) {
+    const event = {
+      type: frame.type,
+      channel: frame.channel ?? null,
+      seq: frame.seq ?? null,
+      ts: frame.ts ?? null,
+      payload: frame.payload ?? {},
+      data: frame.payload?.data,
+    };
+    this._emit("message", event);
+    if (event.channel) this._emit(event.channel, event);
+  }
+
+  _onSequenced(frame) {
+    const ch = this._channel(frame.channel);
+    if (ch.pending) return; // the (re)subscription's replay carries it (protocol 16.3)
+    if (frame.replay) {
+      if (ch.seq === null || frame.seq === ch.seq + 1) this._accept(ch, frame);
+      return;
+    }
+    if (ch.gap) {
+      if (ch.held.length >= this.maxHeldEvents) {
+        this._giveUpGap(ch);
+        this._onSequenced(frame);
+        return;
+      }
+      ch.held.push(frame);
+      return;
+    }
+    if (ch.seq === null || frame.seq === ch.seq + 1 || (frame.conflated && frame.seq > ch.seq)) {
+      this._accept(ch, frame);
+      return;
+    }
+    if (frame.seq <= ch.seq) return; // already delivered
+    this._startGap(ch, ch.seq + 1, frame.seq - 1);
+    ch.held.push(frame);
+  }
+
+  _accept(ch, frame) {
+    ch.seq = frame.seq;
+    this._deliver(frame);
+  }
+
+  _startGap(ch, from, to) {
+    const id = this._id();
+    ch.gap = { from, to, id, timer: null };
+    ch.gap.timer = this._later(this.requestTimeout, () => {
+      // No answer: reconnect, which resumes with `since` (docs/client.md).
+      if (ch.gap && ch.gap.id === id && this._ws) this._ws.close(4000, "replay timeout");
+    });
+    try {
+      this._send({
+        type: "replay_request",
+        id,
+        payload: { channel: ch.name, fromSequence: from, toSequence: to },
+      });
+    } catch {
+      // Not connected: the reconnect's resume fills the gap.
+    }
+  }
+
+  _onReplayComplete(p) {
+    const ch = this._channels.get(p.channel);
+    if (!ch || !ch.gap) return;
+    if (ch.seq !== null && ch.seq < p.toSequence) {
+      this._emit("recoveryfailed", { channel: ch.name, fromSeq: ch.seq + 1, toSeq: p.toSequence });
+      ch.seq = p.toSequence;
+    }
+    this._endGap(ch);
+  }
+
+  _giveUpGap(ch) {
+    const to = ch.held[ch.held.length - 1].seq - 1;
+    if (ch.seq < to) {
+      this._emit("recoveryfailed", { channel: ch.name, fromSeq: ch.seq + 1, toSeq: to });
+      ch.seq = to;
+    }
+    this._endGap(ch);
+  }
+
+  _endGap(ch) {
+    this._clearGap(ch);
+    const held = ch.held.splice(0);
+    for (const frame of held) this._onSequenced(frame);
+  }
+
+  _clearGap(ch) {
+    if (ch.gap) this._clearLater(ch.gap.timer);
+    ch.gap = null;
+    if (!this._ready) ch.held = [];
+  }
+
+  _channel(name) {
+    let ch = this._channels.get(name);
+    if (!ch) {
+      ch = new ChannelState(name);
+      this._channels.set(name, ch);
+    }
+    return ch;
+  }
+
+  // -- requests -------------------------------------------------------------------------
+
+  _id() {
+    return String(this._nextId++);
+  }
+
+  /** Send `{type, id, payload}`; resolves with the answer's payload (matched by `re`). */
+  request(type, payload = {}, { timeout } = {}) {
+    return this._request(type, payload, timeout ?? this.requestTimeout, null);
+  }
+
+  _request(type, payload, timeout, expect) {
+    return new Promise((resolve, reject) => {
+      const id = this._id();
+      try {
+        this._send({ type, id, payload });
+      } catch (err) {
+        reject(err);
+        return;
+      }
+      const timer = this._later(timeout, () => {
+        this._requests.delete(id);
+        reject(new RequestTimeout(`${type}: no answer within ${timeout} ms`));
+      });
+      this._requests.set(id, { resolve, reject, timer, expect, answers: [] });
+    });
+  }
+
+  _onAnswer(frame) {
+    const pending = this._requests.get(frame.re);
+    const p = frame.payload ?? {};
+    if (pending.expect) {
+      // One answer per channel (subscribe): `subscribed` or `error` with `channel`.
+      if (frame.type === "error" && !p.channel) return this._finish(frame.re, frame);
+      pending.answers.push(frame);
+      pending.expect.onAnswer(frame);
+      pending.expect.channels.delete(p.channel);
+      if (pending.expect.channels.size === 0) this._finish(frame.re, null);
+      return;
+    }
+    this._finish(frame.re, frame);
+  }
+
+  _finish(id, frame) {
+    const pending = this._requests.get(id);
+    this._requests.delete(id);
+    this._clearLater(pending.timer);
+    if (frame && frame.type === "error") {
+      const p = frame.payload ?? {};
+      pending.reject(new RequestError(p.code, p.message, p.channel ?? null));
+    } else {
+      pending.resolve(frame ? (frame.payload ?? {}) : pending.answers);
+    }
+  }
+
+  _failAll(err) {
+    for (const [id, pending] of this._requests) {
+      this._clearLater(pending.timer);
+      pending.reject(err);
+      this._requests.delete(id);
+    }
+  }
+
+  // -- channels -------------------------------------------------------------------------
+
+  /**
+   * Subscribe `channels`; resolves with `{channel: {seq, epoch, recovered, lastValue}}`.
+   * While disconnected, remembers them (subscribed on the next connection) and resolves `{}`.
+   */
+  async subscribe(...channels) {
+    for (const name of channels) this._channel(name).wanted = true;
+    if (!this._ready) return {};
+    return this._subscribeNow(channels, false);
+  }
+
+  async _subscribeNow(names, resuming) {
+    const since = {};
+    for (const name of names) {
+      const ch = this._channel(name);
+      ch.pending = true;
+      this._clearGap(ch);
+      ch.held = [];
+      if (ch.seq !== null && ch.epoch !== null) since[name] = { seq: ch.seq, epoch: ch.epoch };
+    }
+    const payload = { channels: names };
+    if (Object.keys(since).length) payload.since = since;
+    // Each channel's answer is applied as it arrives: its replay follows it at once.
+    const onAnswer = (frame) => {
+      const p = frame.payload;
+      const ch = this._channel(p.channel);
+      ch.pending = false;
+      if (frame.type === "error") {
+        ch.wanted = false;
+        if (resuming) {
+          this._emit("subscriptionerror", { channel: p.channel, code: p.code, message: p.message });
+        }
+        return;
+      }
+      this._onSubscribed(ch, p, since[p.channel] !== undefined);
+    };
+    let answers;
+    try {
+      answers = await this._request("subscribe", payload, this.requestTimeout, {
+        channels: new Set(names),
+        onAnswer,
+      });
+    } finally {
+      for (const name of names) this._channel(name).pending = false;
+    }
+    const result = {};
+    let refused = null;
+    for (const frame of answers) {
+      const p = frame.payload;
+      if (frame.type === "error") {
+        refused = refused ?? new RequestError(p.code, p.message, p.channel);
+        continue;
+      }
+      result[p.channel] = {
+        seq: p.seq,
+        epoch: p.epoch,
+        recovered: p.recovered,
+        lastValue: p.lastValue ?? null,
+      };
+    }
+    if (refused && !resuming) throw refused;
+    return result;
+  }
+
+  _onSubscribed(ch, p, hadPosition) {
+    if (hadPosition && p.recovered) return; // the missed events follow, in order
+    if (hadPosition) {
+      this._emit("reset", {
+        channel: ch.name,
+        epoch: p.epoch,
+        seq: p.seq,
+        lastValue: p.lastValue ?? null,
+      });
+    }
+    ch.seq = p.seq;
+    ch.epoch = p.epoch;
+  }
+
+  /** Stop `channels`; events already in flight are dropped. */
+  async unsubscribe(...channels) {
+    for (const name of channels) {
+      const ch = this._channel(name);
+      this._clearGap(ch);
+      this._channels.delete(name);
+    }
+    if (!this._ready) return;
+    await this.request("unsubscribe", { channels });
+  }
+
+  // -- publishing -----------------------------------------------------------------------
+
+  /** Publish `data` on `channel`; resolves with its `seq`. Waits in the offline queue while
+   * disconnected (rejects at once with OfflineQueueFull past `offlineQueueSize`). */
+  publish(channel, data) {
+    if (this._closed && this.state === "closed") {
+      return Promise.reject(new ClientClosed("client closed"));
+    }
+    if (this._ready && this._offline.length === 0) return this._publishNow(channel, data);
+    if (this._offline.length >= this.offlineQueueSize) {
+      return Promise.reject(new OfflineQueueFull(`${this._offline.length} publishes waiting`));
+    }
+    return new Promise((resolve, reject) => {
+      this._offline.push({ channel, data, resolve, reject });
+    });
+  }
+
+  async _publishNow(channel, data) {
+    const answer = await this.request("publish", { channel, data });
+    return answer.seq;
+  }
+
+  _flushOffline() {
+    while (this._ready && this._offline.length) {
+      const item = this._offline.shift();
+      this._publishNow(item.channel, item.data).then(item.resolve, item.reject);
+    }
+  }
+
+  // -- helpers --------------------------------------------------------------------------
+
+  /** `history {channel, fromSequence?, toSequence?, limit?}`: `{channel, epoch, seq, events}`. */
+  history(channel, { fromSequence, toSequence, limit } = {}) {
+    const payload = { channel };
+    if (fromSequence !== undefined) payload.fromSequence = fromSequence;
+    if (toSequence !== undefined) payload.toSequence = toSequence;
+    if (limit !== undefined) payload.limit = limit;
+    return this.request("history", payload);
+  }
+
+  /** Who is present on `channel`: `[{userId, status, connections}]`. */
+  async presence(channel) {
+    const answer = await this.request("presence.get", { channel });
+    return answer.members;
+  }
+
+  /** Set this user's status (`online`, `away`, `busy`, ...). */
+  async setStatus(status) {
+    await this.request("presence.update", { status });
+  }
+
+  /** Round trip to the server; resolves with the server time in ms. */
+  async ping() {
+    const answer = await this.request("ping", {});
+    return answer.serverTime;
+  }
+}
+
+/** A development token from a loopback server (`POST /api/dev/token`). */
+export async function devToken(baseUrl, user, claims = {}) {
+  const response = await fetch(`${baseUrl}/api/dev/token`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ user, ...claims }),
+  });
+  if (!response.ok) throw new HubbubError(`dev token: HTTP ${response.status}`);
+  return (await response.json()).token;
+}
+
+/** The `/ws` URL of the page's own server. */
+export function pageUrl(path = "/ws") {
+  const proto = globalThis.location.protocol === "https:" ? "wss:" : "ws:";
+  return `${proto}//${globalThis.location.host}${path}`;
+}
