@@ -325,8 +325,9 @@ class Hub:
         if session.closed:
             return
         session.last_seen = self.clock.monotonic()
-        self.metrics.frames_in.inc()
-        self.metrics.bytes_in.inc(len(data))
+        metrics = self.metrics
+        metrics.frames_in += 1
+        metrics.bytes_in += len(data)
         if len(data) > self.settings.max_frame_bytes:
             self.close_session(session, CloseCode.TOO_LARGE, "frame too large")
             return
@@ -528,9 +529,9 @@ class Hub:
                 session.queue.push(pub.frame(session.codec))
             sent += 1
         if sent:
-            self.metrics.frames_out.inc(sent)
+            self.metrics.frames_out += sent
             if frame is not None:
-                self.metrics.bytes_out.inc(sent * len(frame))
+                self.metrics.bytes_out += sent * len(frame)
             lag = (self.clock.time_ms() - pub.ts) / 1000
             self.metrics.publish_latency.observe(max(0.0, lag))
 
