@@ -289,23 +289,22 @@ class Hub:
             await self._user_came_back(session.user_id, session.status)
 
     def _schedule_expiry(self, session: Session) -> None:
+        """One timer per connection: the warning, then (re-armed) the close at expiry."""
         exp = session.identity.exp if session.identity else None
         if exp is None:
             return
         left = exp - self.clock.time_ms() / 1000
         warn = left - self.settings.refresh_warning
 
+        def expired() -> None:
+            self.close_session(session, CloseCode.UNAUTHORIZED, "token expired")
+
         def expiring() -> None:
             session.send(Envelope(type="auth.expiring", payload={"exp": int(exp)}))
+            rest = exp - self.clock.time_ms() / 1000
+            session.set_timer("expiry", self.clock.call_later(max(0.0, rest), expired))
 
-        session.set_timer("expiring", self.clock.call_later(max(0.0, warn), expiring))
-        session.set_timer(
-            "expired",
-            self.clock.call_later(
-                max(0.0, left),
-                lambda: self.close_session(session, CloseCode.UNAUTHORIZED, "token expired"),
-            ),
-        )
+        session.set_timer("expiry", self.clock.call_later(max(0.0, warn), expiring))
 
     async def refresh(self, session: Session, token: str) -> Identity:
         """Swap the token of a live session; the user must stay the same."""
@@ -313,8 +312,7 @@ class Hub:
         if session.identity is not None and identity.user_id != session.user_id:
             raise Forbidden("token is for another user")
         session.identity = identity
-        session.cancel_timer("expiring")
-        session.cancel_timer("expired")
+        session.cancel_timer("expiry")
         self._schedule_expiry(session)
         return identity
 

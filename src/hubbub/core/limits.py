@@ -39,12 +39,14 @@ class WindowCounter:
     def __init__(self, limit: int, window: float, clock: Clock) -> None:
         self._limit = limit
         self._window = window
-        self._stamps: deque[float] = deque()
+        self._stamps: deque[float] | None = None  # made on the first hit: most never get one
         self._clock = clock
 
     def hit(self) -> bool:
         now = self._clock.monotonic()
         stamps = self._stamps
+        if stamps is None:
+            stamps = self._stamps = deque()
         stamps.append(now)
         while stamps and stamps[0] <= now - self._window:
             stamps.popleft()

@@ -52,9 +52,10 @@ class SendQueue:
         self._limit = limit
         self._high = high_water
         # Each item is a ready frame, or a channel name whose newest event sits in _conflated.
-        self._pending: deque[bytes | str] = deque()
+        # Both are made when first needed: most connections never fall behind.
+        self._pending: deque[bytes | str] | None = None
         self._pending_bytes = 0
-        self._conflated: dict[str, tuple[Publication, bool]] = {}
+        self._conflated: dict[str, tuple[Publication, bool]] | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._on_overflow = on_overflow
         self.closed = False
@@ -70,6 +71,8 @@ class SendQueue:
         if not self._pending and self._conn.buffered() < self._high:
             self._conn.write(frame)
             return
+        if self._pending is None:
+            self._pending = deque()
         self._pending.append(frame)
         self._pending_bytes += len(frame)
         if self._pending_bytes > self._limit:
@@ -84,6 +87,10 @@ class SendQueue:
         if not self._pending and self._conn.buffered() < self._high:
             self._conn.write(pub.frame(self._codec))
             return
+        if self._pending is None:
+            self._pending = deque()
+        if self._conflated is None:
+            self._conflated = {}
         previous = self._conflated.get(pub.channel)
         if previous is not None:
             self._pending_bytes -= len(previous[0].frame(self._codec))
@@ -104,8 +111,8 @@ class SendQueue:
     def close(self) -> None:
         """Drop what waits and refuse more; the connection is going away."""
         self.closed = True
-        self._pending.clear()
-        self._conflated.clear()
+        self._pending = None
+        self._conflated = None
         self._pending_bytes = 0
         if self._flusher is not None and self._flusher is not asyncio.current_task():
             self._flusher.cancel()
@@ -116,10 +123,12 @@ class SendQueue:
             self._flusher = asyncio.get_running_loop().create_task(self._flush())
 
     def _next_frame(self) -> bytes:
+        assert self._pending is not None
         item = self._pending.popleft()
         if isinstance(item, bytes):
             self._pending_bytes -= len(item)
             return item
+        assert self._conflated is not None
         pub, replaced = self._conflated.pop(item)
         self._pending_bytes -= len(pub.frame(self._codec))
         return pub.frame(self._codec, 2 if replaced else 0)

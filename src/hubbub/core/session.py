@@ -38,6 +38,11 @@ class ChannelSubscription:
 class Session:
     """A connection as the hub sees it, from open to close."""
 
+    __slots__ = (
+        "id", "conn", "codec", "identity", "subscriptions", "status", "closed", "close_code",
+        "queue", "rate", "rate_strikes", "bad_frames", "last_seen", "timers",
+    )  # fmt: skip
+
     def __init__(
         self,
         conn: Connection,

@@ -26,13 +26,14 @@ def new_epoch() -> str:
 
 
 class _Stream:
-    __slots__ = ("seq", "epoch", "events", "stamps", "last", "touched")
+    __slots__ = ("seq", "epoch", "events", "last", "touched")
 
     def __init__(self, now: float) -> None:
         self.seq = 0
         self.epoch = new_epoch()
-        self.events: deque[Publication] = deque()
-        self.stamps: deque[float] = deque()
+        # (when, event), oldest first; made on the first kept event (most `user:` channels
+        # of idle connections never get one).
+        self.events: deque[tuple[float, Publication]] | None = None
         self.last: Publication | None = None
         self.touched = now
 
@@ -81,9 +82,9 @@ class MemoryBroker:
         if ttl is None:
             return
         limit = now - ttl
-        while stream.stamps and stream.stamps[0] < limit:
-            stream.stamps.popleft()
-            stream.events.popleft()
+        events = stream.events
+        while events and events[0][0] < limit:
+            events.popleft()
 
     async def publish(
         self,
@@ -108,11 +109,11 @@ class MemoryBroker:
         pub = Publication(channel, stream.seq, stream.epoch, ts, type, payload)
         self._ttls[channel] = history.ttl
         if history.size > 0:
-            stream.events.append(pub)
-            stream.stamps.append(now)
+            if stream.events is None:
+                stream.events = deque()
+            stream.events.append((now, pub))
             while len(stream.events) > history.size:
                 stream.events.popleft()
-                stream.stamps.popleft()
         if history.keep_last_value:
             stream.last = pub
         self._sink(pub)
@@ -139,12 +140,12 @@ class MemoryBroker:
         events = stream.events
         if not events:
             return HistoryResult(position=position, publications=[])
-        first = events[0].seq or 0
+        first = events[0][1].seq or 0
         start = max(0, after + 1 - first)
         stop = len(events) if until is None else max(0, min(len(events), until + 1 - first))
         if limit is not None:
             stop = min(stop, start + max(0, limit))
-        picked = [events[i] for i in range(start, stop)] if start < stop else []
+        picked = [events[i][1] for i in range(start, stop)] if start < stop else []
         return HistoryResult(position=position, publications=picked)
 
     async def last_value(self, channel: str) -> Publication | None:
