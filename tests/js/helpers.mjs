@@ -5,6 +5,10 @@ import { Backoff, Client } from "../../src/hubbub/web/hubbub.js";
 export const WS_URL = process.env.HUBBUB_URL;
 export const HTTP_URL = process.env.HUBBUB_HTTP_URL;
 export const API_KEY = process.env.HUBBUB_API_KEY;
+// A second server whose `refresh_warning` is just under the 24 h life of a development
+// token: every connection (and every refresh) gets `auth.expiring` within a second.
+export const REFRESH_WS_URL = process.env.HUBBUB_REFRESH_URL;
+export const REFRESH_HTTP_URL = process.env.HUBBUB_REFRESH_HTTP_URL;
 
 export async function api(method, path, body) {
   const response = await fetch(`${HTTP_URL}${path}`, {
@@ -21,8 +25,23 @@ export async function token(user) {
   return (await api("POST", "/api/dev/token", { user })).token;
 }
 
+let nonce = 0;
+/** A development token unlike any issued before: tokens of one user issued within the
+ * same second are otherwise equal (`exp` counts whole seconds). */
+export async function freshToken(user, httpUrl = HTTP_URL) {
+  const response = await fetch(`${httpUrl}/api/dev/token`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ user, channels: [`js-nonce-${++nonce}`] }),
+  });
+  const answer = await response.json();
+  if (!response.ok) throw new Error(`dev token: ${response.status} ${JSON.stringify(answer)}`);
+  return answer.token;
+}
+
 export const publish = (channel, data) => api("POST", "/api/publish", { channel, data });
-export const disconnect = (user) => api("POST", `/api/users/${user}/disconnect`, {});
+/** Close every connection of `user` from the server (1012 unless `body.code` says). */
+export const disconnect = (user, body = {}) => api("POST", `/api/users/${user}/disconnect`, body);
 
 /** A WebSocket class whose incoming frames pass through `filter(frame) -> [frames]`. */
 export function filteredSocket(filter) {
@@ -37,8 +56,8 @@ export function filteredSocket(filter) {
   };
 }
 
-export function makeClient(tokenOrFn, options = {}) {
-  return new Client(WS_URL, {
+export function makeClient(tokenOrFn, options = {}, url = WS_URL) {
+  return new Client(url, {
     token: tokenOrFn,
     backoff: new Backoff(10, 50),
     requestTimeout: 3000,
@@ -75,3 +94,10 @@ export function seqsOf(client, channel) {
 }
 
 export const range = (from, to) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+/** Records every frame of `client` as it passes: `{in: [...], out: [...]}`. */
+export function framesOf(client) {
+  const frames = { in: [], out: [] };
+  client.on("frame", (e) => frames[e.direction].push(e.frame));
+  return frames;
+}

@@ -350,10 +350,14 @@ export class Client {
       return;
     }
     if (type === "auth.expiring" && typeof this.token === "function") {
-      this._getToken().then((token) => {
-        this._lastToken = token;
-        this.request("auth.refresh", { token }).catch(() => {});
-      });
+      this._getToken().then(
+        (token) => {
+          this._lastToken = token;
+          this.request("auth.refresh", { token }).catch(() => {});
+        },
+        // No new token now: the server closes with 4001 at expiry and reconnecting asks again.
+        () => {},
+      );
       return;
     }
     if (frame.re !== undefined && frame.re !== null && this._requests.has(frame.re)) {
@@ -457,7 +461,8 @@ export class Client {
   }
 
   _giveUpGap(ch) {
-    const to = ch.held[ch.held.length - 1].seq - 1;
+    // Lost: only what lies before the first event already in hand.
+    const to = Math.min(...ch.held.map((frame) => frame.seq)) - 1;
     if (ch.seq < to) {
       this._emit("recoveryfailed", { channel: ch.name, fromSeq: ch.seq + 1, toSeq: to });
       ch.seq = to;
