@@ -106,9 +106,13 @@ async def cluster(
 ) -> AsyncIterator[list[Node]]:
     """`count` nodes on free ports sharing `broker_url` (and a database), started and ready."""
     with tempfile.TemporaryDirectory(prefix="hubbub-cluster-") as data_dir:
-        nodes = [
-            Node(f"n{i + 1}", free_port(), broker_url, data_dir, database_url) for i in range(count)
-        ]
+        # Each node has a data directory of its own, as on separate hosts; they share the
+        # broker and, when given, the database.
+        nodes = []
+        for i in range(count):
+            node_dir = os.path.join(data_dir, f"n{i + 1}")
+            os.makedirs(node_dir)
+            nodes.append(Node(f"n{i + 1}", free_port(), broker_url, node_dir, database_url))
         try:
             for node in nodes:
                 node.start()

@@ -59,6 +59,9 @@ async def test_mounted_hub_serves_websocket_and_http_api_beside_the_app(tmp_path
                     assert r.status == 200 and (await r.json())["seq"] == 1
                 async with http.get(base + "/hub/healthz") as r:
                     assert r.status == 200
+                # Mounted in someone's app, the hub never hands out development tokens.
+                async with http.post(base + "/hub/api/dev/token", json={"user": "x"}) as r:
+                    assert r.status == 404
             event = await client.expect("message", channel="news")
             assert event["seq"] == 1 and event["payload"]["data"] == "hello"
             bad = await client.request("subscribe", {"channels": "news"})

@@ -154,3 +154,20 @@ async def test_presence_spans_nodes_and_a_killed_nodes_users_leave_within_the_tt
             assert [m["userId"] for m in members["members"]] == ["bob"]
         finally:
             await asyncio.gather(ann.close(), bob.close(), cat.close())
+
+
+async def test_a_node_stopped_with_sigterm_announces_its_users_leaving_to_the_others() -> None:
+    async with cluster(_prefixed(REDIS_URL), count=2) as nodes:
+        ann = await WsClient.connect(nodes[0].url, token("ann"))
+        bob = await WsClient.connect(nodes[1].url, token("bob"))
+        try:
+            await bob.subscribe("hall")
+            await ann.subscribe("hall")
+            joined = await bob.expect("presence.join", timeout=10, channel="hall")
+            while joined["payload"]["userId"] != "ann":
+                joined = await bob.expect("presence.join", timeout=10, channel="hall")
+            nodes[0].stop()  # SIGTERM: a clean shutdown, well inside the node TTL
+            left = await bob.expect("presence.leave", timeout=5, channel="hall")
+            assert left["payload"] == {"channel": "hall", "userId": "ann"}
+        finally:
+            await asyncio.gather(ann.close(), bob.close())

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hubbub.client import ChannelTracker, Message, RecoveryFailed, ReplayRequest, SubscriptionReset
@@ -213,7 +213,7 @@ def deliveries(draw: st.DrawFn) -> tuple[int, list[int], int]:
     return total, live, kept_from
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(deliveries())
 def test_every_event_once_in_order_or_reported_lost(case: tuple[int, list[int], int]) -> None:
     total, live, kept_from = case

@@ -39,9 +39,12 @@ def _int(query: dict[str, str], name: str) -> int | None:
     if raw is None or raw == "":
         return None
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise BadRequest(f"`{name}` must be an integer") from None
+    if not 0 <= value <= 2**53:
+        raise BadRequest(f"`{name}` must be between 0 and 2**53")
+    return value
 
 
 def register(hub: Hub) -> None:

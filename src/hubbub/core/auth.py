@@ -10,6 +10,7 @@ import jwt
 import msgspec
 
 from hubbub.errors import Unauthorized
+from hubbub.protocol.channels import is_valid_channel, user_channel
 
 
 class Identity(msgspec.Struct, frozen=True, kw_only=True):
@@ -76,6 +77,9 @@ class TokenVerifier:
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub:
             raise Unauthorized("claim `sub` must be a non-empty string")
+        if not is_valid_channel(user_channel(sub)):
+            # The user's own channel is `user:<sub>`: it must be a channel name.
+            raise Unauthorized("claim `sub` may hold only letters, digits and _ . @ -")
         exp = claims.get("exp")
         return Identity(
             user_id=sub,
@@ -86,7 +90,9 @@ class TokenVerifier:
         )
 
     def is_api_key(self, token: str) -> bool:
-        return bool(self._api_key) and hmac.compare_digest(token, self._api_key or "")
+        return bool(self._api_key) and hmac.compare_digest(
+            token.encode(), (self._api_key or "").encode()
+        )
 
     def verify_bearer(self, token: str) -> Identity:
         """The identity of an HTTP caller: the server for the API key, else a user token."""

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from hubbub.clock import Clock, SystemClock
-from hubbub.config import NamespaceOptions, Settings
+from hubbub.config import DEFAULT_NAMESPACES, NamespaceOptions, Settings
 from hubbub.core.auth import Identity, TokenVerifier
 from hubbub.core.connection import Connection
 from hubbub.core.metrics import HubMetrics
@@ -144,9 +144,13 @@ class Hub:
             self.close_session(session, code, reason)
         for session in list(self.sessions.values()):
             await self.disconnect(session)
-        self.presence.close()
-        for task in list(self._tasks):
+        await self.presence.close()
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        # Let them finish cancelling before the broker goes: one still inside a broker
+        # call would hold a connection the broker can no longer close.
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.broker.close()
         if self.store is not None and self._store_opener is not None:
             await self.store.close()
@@ -212,7 +216,11 @@ class Hub:
         self.metrics.connections.inc()
         self.metrics.connections_total.inc()
         if token is not None:
-            await self._authenticate(session, token, None)
+            try:
+                await self._authenticate(session, token, None)
+            except Exception:
+                log.exception("opening a connection failed")
+                self.close_session(session, CloseCode.INTERNAL_ERROR, "internal error")
         else:
             session.set_timer(
                 "auth",
@@ -417,7 +425,9 @@ class Hub:
         ns = namespace_of(channel)
         found = self._namespaces.get(ns)
         if found is None:
-            found = self._namespaces[ns] = self.settings.namespace(ns)
+            found = self.settings.namespace(ns)
+            if ns in self.settings.namespaces or ns in DEFAULT_NAMESPACES:
+                self._namespaces[ns] = found  # any other name a client makes up is not kept
         return found
 
     async def can_subscribe(self, identity: Identity, channel: str) -> bool:

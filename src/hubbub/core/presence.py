@@ -84,7 +84,16 @@ class PresenceTracker:
         while self._tasks:
             await asyncio.gather(*list(self._tasks))
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        """Stopping: announce now the leaves still in their grace period (the users of a
+        stopping node are gone; other nodes' subscribers must hear it), then wait."""
+        pending = list(self._leaving)
         for handle in self._leaving.values():
             handle.cancel()
         self._leaving.clear()
+        for channel, user_id in pending:
+            try:
+                await self._finish_leave(channel, user_id)
+            except Exception:  # the broker may be gone already; nothing more to tell
+                break
+        await self.settle()

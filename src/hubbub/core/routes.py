@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from hubbub.errors import BadRequest, HubbubError, NotFound
 from hubbub.protocol.codes import HTTP_STATUS
 
 _json = msgspec.json.Encoder()
+log = logging.getLogger("hubbub")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +98,9 @@ class Router:
                 return await handler(req)
             except HubbubError as exc:
                 return error_response(exc)
+            except Exception:
+                log.exception("HTTP %s %s failed", request.method, request.path)
+                return error_response(HubbubError("internal error"))
         if allowed:
             return ApiResponse(
                 405,

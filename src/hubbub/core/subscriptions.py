@@ -3,7 +3,7 @@ presence and the small ones (ping, auth.refresh). PROTOCOL.md sections 3-5."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 
@@ -19,8 +19,11 @@ if TYPE_CHECKING:
 MAX_HISTORY_PAGE = 1000
 
 
+SeqNumber = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
+
+
 class Since(msgspec.Struct, frozen=True):
-    seq: int
+    seq: SeqNumber
     epoch: str
 
 
@@ -40,15 +43,15 @@ class PublishPayload(msgspec.Struct, frozen=True):
 
 class HistoryPayload(msgspec.Struct, frozen=True, rename="camel"):
     channel: str
-    from_sequence: int | None = None
-    to_sequence: int | None = None
-    limit: int | None = None
+    from_sequence: SeqNumber | None = None
+    to_sequence: SeqNumber | None = None
+    limit: SeqNumber | None = None
 
 
 class ReplayPayload(msgspec.Struct, frozen=True, rename="camel"):
     channel: str
-    from_sequence: int
-    to_sequence: int
+    from_sequence: SeqNumber
+    to_sequence: SeqNumber
 
 
 class ChannelPayload(msgspec.Struct, frozen=True):
@@ -92,7 +95,9 @@ async def subscribe_channel(
     try:
         position, replay, recovered = await _catch_up(hub, channel, since)
         last = await hub.broker.last_value(channel) if ns.keep_last_value else None
-    except HubbubError:
+    except BaseException:
+        # Whatever went wrong, the subscription must not stay half made (its buffer
+        # would grow with every publication and never be sent).
         if old is None:
             await hub.detach(session, channel)
         else:
@@ -122,7 +127,9 @@ def _release(session: Session, sub: ChannelSubscription, after: int) -> None:
     sub.buffer = None
     sub.floor = after
     for pub in waiting:
-        if pub.seq is None or pub.seq > after:
+        if pub.seq is None:
+            session.queue.push(pub.frame(session.codec))
+        elif pub.seq > after:
             sub.floor = 0
             session.queue.push(pub.frame(session.codec))
 
@@ -162,7 +169,11 @@ async def on_subscribe(req: Request, p: SubscribePayload) -> None:
             exc.channel = channel
             session.send_error(exc, req.id)
             continue
-        await subscribe_channel(hub, session, channel, p.since.get(channel), req.id)
+        try:
+            await subscribe_channel(hub, session, channel, p.since.get(channel), req.id)
+        except HubbubError as exc:  # e.g. the broker is unavailable: answer for this channel
+            exc.channel = channel
+            session.send_error(exc, req.id)
 
 
 async def on_unsubscribe(req: Request, p: UnsubscribePayload) -> None:
@@ -238,9 +249,9 @@ async def on_presence_update(req: Request, p: StatusPayload) -> None:
     if not p.status or len(p.status) > 32:
         raise BadRequest("status must be 1 to 32 characters")
     hub, user = req.hub, req.session.user_id
-    for session in hub.users.get(user, ()):
+    for session in list(hub.users.get(user, ())):
         session.status = p.status
-        for channel in session.subscriptions:
+        for channel in list(session.subscriptions):
             if hub.namespace(channel).presence:
                 await hub.presence.update(channel, user, session.id, p.status)
     await hub.announce_status(user, p.status)

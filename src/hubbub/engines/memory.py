@@ -18,7 +18,7 @@ from hubbub.engines.broker import (
     StreamPosition,
 )
 
-IDLE_STREAM_SECONDS = 24 * 3600.0
+IDLE_STREAM_SECONDS = 3600.0
 
 
 def new_epoch() -> str:
@@ -48,6 +48,7 @@ class MemoryBroker:
         self._streams: dict[str, _Stream] = {}
         self._ttls: dict[str, float] = {}
         self._presence: dict[str, dict[str, dict[str, PresenceInfo]]] = {}
+        self._subscribed: set[str] = set()
         self._publishes = 0
 
     def set_sink(
@@ -66,10 +67,10 @@ class MemoryBroker:
         return None
 
     async def subscribe(self, channel: str) -> None:
-        return None
+        self._subscribed.add(channel)  # a stream with subscribers is never forgotten
 
     async def unsubscribe(self, channel: str) -> None:
-        return None
+        self._subscribed.discard(channel)
 
     def _stream(self, channel: str) -> _Stream:
         stream = self._streams.get(channel)
@@ -120,9 +121,12 @@ class MemoryBroker:
         return pub
 
     def _sweep(self, now: float) -> None:
-        """Forget streams idle for a day (their epoch is lost with them) and expired events."""
+        """Drop expired events, and forget streams with no event and no subscriber left
+        that have been idle for an hour (their epoch goes with them)."""
         for channel, stream in list(self._streams.items()):
             self._expire(channel, stream, now)
+            if channel in self._subscribed:
+                continue
             if not stream.events and now - stream.touched > IDLE_STREAM_SECONDS:
                 del self._streams[channel]
                 self._ttls.pop(channel, None)
@@ -134,7 +138,9 @@ class MemoryBroker:
     async def history(
         self, channel: str, *, after: int = 0, until: int | None = None, limit: int | None = None
     ) -> HistoryResult:
-        stream = self._stream(channel)
+        stream = self._streams.get(channel)
+        if stream is None:  # reading a name must not make state
+            return HistoryResult(position=StreamPosition(seq=0, epoch=""), publications=[])
         self._expire(channel, stream, self._clock.monotonic())
         position = StreamPosition(seq=stream.seq, epoch=stream.epoch)
         events = stream.events

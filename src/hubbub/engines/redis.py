@@ -46,6 +46,9 @@ META_TTL = 24 * 3600
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder().decode
 _DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+# Any other refusal by Redis (OOM at maxmemory, a script error) is not the client's fault
+# either: the call fails as `unavailable`, and the hub undoes what it had begun.
+_FAILED = (*_DOWN, RedisError)
 
 
 def _epoch() -> str:
@@ -81,6 +84,7 @@ class RedisBroker:
         self._p_add = self._redis.register_script(redis_scripts.PRESENCE_ADD)
         self._p_remove = self._redis.register_script(redis_scripts.PRESENCE_REMOVE)
         self.round_trips = 0
+        self._closed = False
 
     @classmethod
     def from_url(cls, url: str, *, node_id: str, clock: Clock | None = None) -> RedisBroker:
@@ -119,6 +123,9 @@ class RedisBroker:
 
     async def start(self) -> None:
         try:
+            # A previous run under this node id may have died without cleaning up: its
+            # presence entries would otherwise live on under our fresh heartbeat.
+            await self._remove_presence_of(self._node)
             await self._beat()
             await self._pubsub.ssubscribe(self._node_key(self._node, ":ctl"))
         except _DOWN as exc:
@@ -126,7 +133,13 @@ class RedisBroker:
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._listen()), loop.create_task(self._keep_alive())]
 
+    def _check_open(self) -> None:
+        # After close, nothing may open a new connection (a late caller would leak it).
+        if self._closed:
+            raise Unavailable("broker closed")
+
     async def close(self) -> None:
+        self._closed = True
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -135,19 +148,26 @@ class RedisBroker:
         with contextlib.suppress(Exception):
             await self._pubsub.aclose()  # type: ignore[no-untyped-call]
         with contextlib.suppress(Exception):
+            # Connections still held by calls that were cancelled are closed too.
+            await self._redis.connection_pool.disconnect(inuse_connections=True)
+        with contextlib.suppress(Exception):
             await self._redis.aclose()
 
     # -- publications ------------------------------------------------------------
 
     async def subscribe(self, channel: str) -> None:
+        self._check_open()
         key = self._key(channel, "s")
         self._channels[key.encode()] = channel
         try:
             await self._pubsub.ssubscribe(key)
-        except _DOWN as exc:
+        except _FAILED as exc:
+            self._channels.pop(key.encode(), None)
             raise Unavailable("broker unavailable") from exc
 
     async def unsubscribe(self, channel: str) -> None:
+        if self._closed:
+            return
         key = self._key(channel, "s")
         self._channels.pop(key.encode(), None)
         with contextlib.suppress(*_DOWN):
@@ -161,6 +181,7 @@ class RedisBroker:
         *,
         history: HistoryOptions | None,
     ) -> Publication:
+        self._check_open()
         ts = self._clock.time_ms()
         body = _encode((type, ts, payload))
         self.round_trips += 1
@@ -181,7 +202,7 @@ class RedisBroker:
                 1 if history.keep_last_value else 0,
             ]
             seq, epoch = await self._publish(keys=keys, args=args)
-        except _DOWN as exc:
+        except _FAILED as exc:
             raise Unavailable("broker unavailable; the publication was not accepted") from exc
         return Publication(channel, int(seq), _text(epoch), ts, type, payload)
 
@@ -231,13 +252,14 @@ class RedisBroker:
     async def _read_range(
         self, channel: str, first: str, last: str, count: int
     ) -> tuple[StreamPosition, list[Any], int]:
+        self._check_open()
         keys = [self._key(channel, "m"), self._key(channel, "h")]
         self.round_trips += 1
         try:
             seq, epoch, entries, ttl = await self._read(
                 keys=keys, args=[_epoch(), META_TTL, first, last, count]
             )
-        except _DOWN as exc:
+        except _FAILED as exc:
             raise Unavailable("broker unavailable") from exc
         return StreamPosition(seq=int(seq), epoch=_text(epoch)), entries, int(ttl)
 
@@ -265,6 +287,7 @@ class RedisBroker:
         return HistoryResult(position=position, publications=pubs)
 
     async def last_value(self, channel: str) -> Publication | None:
+        self._check_open()
         try:
             raw = await self._redis.hget(self._key(channel, "m"), "last")
         except _DOWN as exc:
@@ -277,6 +300,7 @@ class RedisBroker:
         return f"{channel}\x00{info.connection_id}\x00{info.user_id}"
 
     async def presence_add(self, channel: str, info: PresenceInfo) -> bool:
+        self._check_open()
         keys = [self._key(channel, "p"), self._key(channel, "u"), self._node_key(self._node, ":p")]
         value = _encode((info.user_id, info.status, self._node))
         member = self._member(channel, info)
@@ -292,6 +316,8 @@ class RedisBroker:
         return await self._remove(channel, user_id, connection_id, self._node)
 
     async def _remove(self, channel: str, user: str, conn: str, node: str) -> bool:
+        if self._closed:
+            return False
         keys = [self._key(channel, "p"), self._key(channel, "u"), self._node_key(node, ":p")]
         member = f"{channel}\x00{conn}\x00{user}"
         try:
@@ -301,12 +327,14 @@ class RedisBroker:
         return bool(gone)
 
     async def presence_has_user(self, channel: str, user_id: str) -> bool:
+        self._check_open()
         try:
             return bool(await self._redis.hexists(self._key(channel, "u"), user_id))
         except _DOWN as exc:
             raise Unavailable("broker unavailable") from exc
 
     async def presence_members(self, channel: str) -> list[PresenceInfo]:
+        self._check_open()
         try:
             entries = await self._redis.hgetall(self._key(channel, "p"))
         except _DOWN as exc:
@@ -326,18 +354,30 @@ class RedisBroker:
         await pipe.execute()
 
     async def _keep_alive(self) -> None:
-        """Refresh this node's heartbeat; remove the presence of nodes whose heartbeat expired."""
+        """Refresh this node's heartbeat; remove the presence of nodes whose heartbeat expired;
+        keep the stream state of channels with local subscribers from expiring."""
+        last_touch = 0.0
         while True:
             await asyncio.sleep(self._node_ttl / 3)
             try:
                 await self._beat()
                 await self._reap_dead_nodes()
+                if self._clock.monotonic() - last_touch > 3600:
+                    last_touch = self._clock.monotonic()
+                    await self._touch_subscribed()
             except asyncio.CancelledError:
                 raise
             except _DOWN:
                 continue
             except RedisError:
                 log.exception("node heartbeat failed")
+
+    async def _touch_subscribed(self) -> None:
+        """A quiet channel keeps its epoch while anyone here listens to it."""
+        pipe = self._redis.pipeline(transaction=False)
+        for channel in list(self._channels.values()):
+            pipe.expire(self._key(channel, "m"), META_TTL)
+        await pipe.execute()
 
     async def _reap_dead_nodes(self) -> None:
         nodes = await self._redis.smembers(f"{self._prefix}:nodes")
@@ -348,13 +388,17 @@ class RedisBroker:
             lock = self._node_key(node, ":reaping")
             if not await self._redis.set(lock, self._node, nx=True, ex=30):
                 continue
-            members = await self._redis.smembers(self._node_key(node, ":p"))
-            for member in members:
-                channel, conn, user = _text(member).split("\x00", 2)
-                if await self._remove(channel, user, conn, node) and self._on_gone is not None:
-                    self._on_gone(channel, user)
-            await self._redis.delete(self._node_key(node, ":p"))
+            await self._remove_presence_of(node)
             await self._redis.srem(f"{self._prefix}:nodes", node)
+
+    async def _remove_presence_of(self, node: str) -> None:
+        """Remove every presence entry `node` recorded; users who are gone for good leave."""
+        members = await self._redis.smembers(self._node_key(node, ":p"))
+        for member in members:
+            channel, conn, user = _text(member).split("\x00", 2)
+            if await self._remove(channel, user, conn, node) and self._on_gone is not None:
+                self._on_gone(channel, user)
+        await self._redis.delete(self._node_key(node, ":p"))
 
 
 def _bytes(value: bytes | str) -> bytes:

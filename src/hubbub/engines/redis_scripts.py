@@ -34,8 +34,8 @@ local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
   epoch = ARGV[1]
   redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)
-  redis.call('EXPIRE', KEYS[1], ARGV[2])
 end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
 local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
 local ttl = tonumber(redis.call('HGET', KEYS[1], 'ttl') or '0')
 local entries

@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
+import msgspec
+
 from hubbub.core.hub import Hub
 from hubbub.core.routes import ApiRequest
 from hubbub.protocol.codec import CODECS, JSON
@@ -99,10 +101,19 @@ class AsgiConnection:
 
 
 class HubbubASGI:
-    """The ASGI app; it starts and stops the hub on the lifespan events of its host."""
+    """The ASGI app; it starts the hub on its host's lifespan event or on the first request.
+
+    A mounted app gets no lifespan events from Starlette or FastAPI: call
+    `await hubbub_app.startup()` and `await hub.stop()` from the host's own lifespan,
+    or let the first request start it. The adapter is never in development mode
+    unless the settings say `dev=True`: where it listens is the host's business.
+    """
 
     def __init__(self, hub: Hub) -> None:
+        if hub.settings.dev is None:
+            hub.settings = msgspec.structs.replace(hub.settings, dev=False)
         self.hub = hub
+        self._starting: asyncio.Lock | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -114,8 +125,14 @@ class HubbubASGI:
             await self._http(scope, receive, send)
 
     async def startup(self) -> None:
-        if not self.hub.started:
-            await self.hub.start()
+        """Start the hub once, however many requests arrive together."""
+        if self.hub.started:
+            return
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+        async with self._starting:
+            if not self.hub.started:
+                await self.hub.start()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -174,6 +191,7 @@ class HubbubASGI:
             conn.writer.cancel()
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.startup()
         path = self._path(scope)
         status, body, ctype = 404, b'{"error":{"code":"not_found","message":"no route"}}', "json"
         if path.startswith("/api/"):
