@@ -101,3 +101,14 @@ export function framesOf(client) {
   client.on("frame", (e) => frames[e.direction].push(e.frame));
   return frames;
 }
+
+/** Drops the live events 2 and 3 of `channel` and every answer to its replay_request. */
+export const gapWithNoReplay = (channel) =>
+  filteredSocket((frame) => {
+    if (frame.channel === channel && frame.type === "message") {
+      if (frame.replay) return [];
+      if (frame.seq === 2 || frame.seq === 3) return [];
+    }
+    if (frame.type === "replay_complete" && frame.payload?.channel === channel) return [];
+    return [frame];
+  });

@@ -8,9 +8,9 @@ import {
   REFRESH_HTTP_URL,
   REFRESH_WS_URL,
   disconnect,
-  filteredSocket,
   framesOf,
   freshToken,
+  gapWithNoReplay,
   makeClient,
   publish,
   seqsOf,
@@ -202,17 +202,6 @@ test("a 4003 close ends the client, even with a token function", async () => {
 
 // -- maxHeldEvents ------------------------------------------------------------------------
 
-/** Drops the live events 2 and 3 of `channel` and every answer to its replay_request. */
-const gapWithNoReplay = (channel) =>
-  filteredSocket((frame) => {
-    if (frame.channel === channel && frame.type === "message") {
-      if (frame.replay) return [];
-      if (frame.seq === 2 || frame.seq === 3) return [];
-    }
-    if (frame.type === "replay_complete" && frame.payload?.channel === channel) return [];
-    return [frame];
-  });
-
 test("past maxHeldEvents the gap is given up: recoveryfailed, then delivery goes on in order", async () => {
   const channel = "js-held";
   const client = makeClient(await token("js-held-gus"), {
@@ -230,20 +219,32 @@ test("past maxHeldEvents the gap is given up: recoveryfailed, then delivery goes
 
   const replay = frames.out.find((f) => f.type === "replay_request");
   assert.deepEqual(replay.payload, { channel, fromSequence: 2, toSequence: 3 });
-  assert.equal(failed.length, 1);
-  assert.equal(failed[0].channel, channel);
-  assert.equal(failed[0].fromSeq, 2);
-  // Delivery went on after the given-up gap, once each and in order, without waiting for
-  // the replay timeout: no reconnect.
-  assert.equal(seqs[0], 1);
-  assert.deepEqual(seqs.slice(-2), [7, 8]);
-  assert.ok(
-    seqs.every((s, i) => i === 0 || s > seqs[i - 1]),
-    `in order, once each: ${seqs}`,
+  // Only the missing events are given up; those already held are delivered, in order,
+  // without waiting for the replay timeout: no reconnect.
+  assert.deepEqual(
+    failed.map((e) => [e.channel, e.fromSeq, e.toSeq]),
+    [[channel, 2, 3]],
   );
+  assert.deepEqual(seqs, [1, 4, 5, 6, 7, 8]);
   assert.equal(client.position(channel).seq, 8);
   await client.ping();
   assert.equal(client.reconnects, 0);
+  assert.equal(client.state, "connected");
+  client.close();
+});
+
+test("a token function that fails on auth.expiring leaves the connection up", async () => {
+  let calls = 0;
+  const client = makeClient(async () => {
+    calls += 1;
+    if (calls > 1) throw new Error("token service down");
+    return freshToken("js-refresh-ida", REFRESH_HTTP_URL);
+  }, {}, REFRESH_WS_URL);
+  const frames = framesOf(client);
+  await client.connect();
+  await until(() => calls >= 2, 5000, "second token call");
+  assert.equal(typeof (await client.ping()), "number");
+  assert.deepEqual(frames.out.filter((f) => f.type === "auth.refresh"), []);
   assert.equal(client.state, "connected");
   client.close();
 });
