@@ -9,6 +9,8 @@ from typing import Any
 
 import aiohttp
 
+from hubbub.testing import RunningServer
+
 DEFAULT_TIMEOUT = 10.0
 
 
@@ -155,3 +157,15 @@ async def wait_until(predicate: Any, timeout: float = DEFAULT_TIMEOUT) -> None:
     async with asyncio.timeout(timeout):
         while not predicate():  # noqa: ASYNC110 - server state has no event to await
             await asyncio.sleep(0.005)
+
+
+async def disconnect(srv: RunningServer, user: str, code: int = 1012) -> None:
+    """Close every connection of `user` from the server side (HTTP API)."""
+    headers = {"Authorization": f"Bearer {srv.api_key}"}
+    url = f"{srv.http_url}/api/users/{user}/disconnect"
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(url, json={"code": code}, headers=headers) as response,
+    ):
+        assert response.status == 200, await response.text()
+        assert (await response.json())["closed"] >= 1

@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-import aiohttp
 import pytest
 
 from hubbub import ManualClock, NamespaceOptions, Settings
@@ -26,6 +25,7 @@ from hubbub.client import (
     SubscriptionReset,
 )
 from hubbub.testing import RunningServer, running_server
+from tests.wsclient import disconnect
 
 E = TypeVar("E")
 TIMEOUT = 5.0
@@ -51,18 +51,6 @@ async def messages(stream: EventStream, channel: str, until_seq: int) -> list[Me
                 if event.seq >= until_seq:
                     return got
     raise AssertionError("the stream ended early")
-
-
-async def disconnect(srv: RunningServer, user: str, code: int = 1012) -> None:
-    """Close every connection of `user` from the server side (HTTP API)."""
-    headers = {"Authorization": f"Bearer {srv.api_key}"}
-    url = f"{srv.http_url}/api/users/{user}/disconnect"
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(url, json={"code": code}, headers=headers) as response,
-    ):
-        assert response.status == 200, await response.text()
-        assert (await response.json())["closed"] >= 1
 
 
 class GatedTokens:

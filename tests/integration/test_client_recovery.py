@@ -25,6 +25,7 @@ from hubbub.client import (
     RequestTimeout,
 )
 from hubbub.testing import RunningServer, running_server
+from tests.wsclient import disconnect
 
 E = TypeVar("E")
 Frame = dict[str, Any]
@@ -315,13 +316,3 @@ async def test_a_replay_that_never_completes_is_recovered_by_reconnecting(
         assert gone.reconnecting
         got = await channel_events(stream, "news", 3)
         assert [m.seq for m in got if isinstance(m, Message)] == [2, 3]
-
-
-async def disconnect(srv: RunningServer, user: str, code: int = 1012) -> None:
-    headers = {"Authorization": f"Bearer {srv.api_key}"}
-    url = f"{srv.http_url}/api/users/{user}/disconnect"
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(url, json={"code": code}, headers=headers) as response,
-    ):
-        assert response.status == 200, await response.text()
