@@ -79,6 +79,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     send_queue_bytes: int = 1024 * 1024
     send_high_water: int = 64 * 1024
     max_subscriptions: int = 1000
+    max_upload_bytes: int = 5 * 1024 * 1024
     allowed_origins: list[str] = msgspec.field(default_factory=list)
     namespaces: dict[str, NamespaceOptions] = msgspec.field(default_factory=dict)
 

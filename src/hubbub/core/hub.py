@@ -20,10 +20,11 @@ from hubbub.config import DEFAULT_NAMESPACES, NamespaceOptions, Settings
 from hubbub.core.auth import Identity, TokenVerifier
 from hubbub.core.connection import Connection
 from hubbub.core.metrics import HubMetrics
+from hubbub.core.notices import Notice, Notifier
 from hubbub.core.presence import PresenceTracker
 from hubbub.core.routes import Router
 from hubbub.core.session import ChannelSubscription, Session
-from hubbub.engines.broker import Broker, HistoryOptions, Publication
+from hubbub.engines.broker import Broker, HistoryOptions, PresenceInfo, Publication
 from hubbub.engines.memory import MemoryBroker
 from hubbub.engines.store import Store
 from hubbub.errors import (
@@ -114,6 +115,7 @@ class Hub:
         self._stop_hooks: list[Callable[[], None]] = []
         self.store: Store | None = None
         self._store_opener = store_opener
+        self.notifier: Notifier | None = None
         from hubbub.core import api, subscriptions
 
         subscriptions.register(self)
@@ -258,6 +260,7 @@ class Hub:
         user = session.user_id
         sessions = self.users.get(user)
         if sessions is not None:
+            await self._forget_connection(user, session.id)
             sessions.discard(session)
             if not sessions:
                 del self.users[user]
@@ -293,6 +296,7 @@ class Hub:
         except HubbubError as exc:
             self.close_session(session, CloseCode.RESTARTING, exc.message)
             return
+        await self._record_connection(session)
         if first:
             await self._user_came_back(session.user_id, session.status)
 
@@ -478,6 +482,8 @@ class Hub:
 
     def _presence_gone(self, channel: str, user_id: str) -> None:
         """A dead node's user left `channel` for good."""
+        if not self.namespace(channel).presence:
+            return  # the user: channel's record of live connections, not a presence channel
         self.spawn(self.emit(channel, "presence.leave", {"channel": channel, "userId": user_id}))
 
     # -- publishing --------------------------------------------------------------
@@ -544,6 +550,35 @@ class Hub:
             self.metrics.publish_latency.observe(max(0.0, lag))
 
     # -- users -------------------------------------------------------------------
+
+    async def is_online(self, user_id: str) -> bool:
+        """Whether `user_id` has a live connection on any node of the cluster."""
+        if self.users.get(user_id):
+            return True
+        return await self.broker.presence_has_user(user_channel(user_id), user_id)
+
+    async def notify(self, notice: Notice) -> None:
+        """Hand `notice` to the notifications app, if one is installed (core/notices.py)."""
+        if self.notifier is None:
+            return
+        try:
+            await self.notifier.notify(notice)
+        except Exception:  # a notice is never worth failing the action that caused it
+            log.exception("notifier failed for %s", notice.type)
+
+    async def _record_connection(self, session: Session) -> None:
+        # Kept in the broker so that `is_online` sees connections on every node.
+        info = PresenceInfo(user_id=session.user_id, connection_id=session.id, status="online")
+        try:
+            await self.broker.presence_add(user_channel(session.user_id), info)
+        except Exception:
+            log.warning("could not record %s's connection in the broker", session.user_id)
+
+    async def _forget_connection(self, user_id: str, connection_id: str) -> None:
+        try:
+            await self.broker.presence_remove(user_channel(user_id), user_id, connection_id)
+        except Exception:  # the broker is gone: its own expiry forgets the connection
+            log.warning("could not remove %s's connection from the user channel", user_id)
 
     async def _watchers_of(self, user_id: str) -> set[str]:
         found: set[str] = set()

@@ -49,6 +49,7 @@ class ApiResponse:
     status: int
     body: bytes
     content_type: str = "application/json"
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 def json_response(value: Any, status: int = 200) -> ApiResponse:

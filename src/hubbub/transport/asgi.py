@@ -194,13 +194,22 @@ class HubbubASGI:
         await self.startup()
         path = self._path(scope)
         status, body, ctype = 404, b'{"error":{"code":"not_found","message":"no route"}}', "json"
+        extra: tuple[tuple[str, str], ...] = ()
         if path.startswith("/api/"):
-            chunks = []
+            chunks: list[bytes] = []
+            size, limit = 0, max(1024 * 1024, self.hub.settings.max_upload_bytes + 4096)
             while True:
                 message = await receive()
-                chunks.append(message.get("body", b""))
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size <= limit:
+                    chunks.append(chunk)
                 if not message.get("more_body"):
                     break
+            if size > limit:
+                too_large = b'{"error":{"code":"too_large","message":"request body too large"}}'
+                await self._respond(send, 413, too_large, "application/json", ())
+                return
             request = ApiRequest(
                 method=scope["method"],
                 path=path,
@@ -210,6 +219,7 @@ class HubbubASGI:
             )
             response = await self.hub.router.dispatch(request)
             status, body, ctype = response.status, response.body, response.content_type
+            extra = response.headers
         elif path == "/metrics":
             status, body, ctype = 200, self.hub.metrics.render(), "text/plain; version=0.0.4"
         elif path == "/healthz":
@@ -218,6 +228,12 @@ class HubbubASGI:
             status, body = (200, b'{"ready":true}') if self.hub.started else (503, b"{}")
         if ctype == "json":
             ctype = "application/json"
+        await self._respond(send, status, body, ctype, extra)
+
+    @staticmethod
+    async def _respond(
+        send: Send, status: int, body: bytes, ctype: str, extra: tuple[tuple[str, str], ...]
+    ) -> None:
         await send(
             {
                 "type": "http.response.start",
@@ -225,6 +241,7 @@ class HubbubASGI:
                 "headers": [
                     (b"content-type", ctype.encode()),
                     (b"content-length", b"%d" % len(body)),
+                    *((k.lower().encode(), v.encode()) for k, v in extra),
                 ],
             }
         )

@@ -190,7 +190,10 @@ async def api_handler(request: web.Request) -> web.StreamResponse:
     )
     response = await hub.router.dispatch(api_request)
     return web.Response(
-        body=response.body, status=response.status, content_type=response.content_type
+        body=response.body,
+        status=response.status,
+        content_type=response.content_type,
+        headers=dict(response.headers),
     )
 
 
@@ -219,7 +222,7 @@ def build_app(hub: Hub) -> web.Application:
 
     Call it inside the running event loop (its write batcher belongs to that loop).
     """
-    app = web.Application(client_max_size=1024 * 1024)
+    app = web.Application(client_max_size=max(1024 * 1024, hub.settings.max_upload_bytes + 4096))
     app[HUB_KEY] = hub
     app[BATCHER_KEY] = WriteBatcher(asyncio.get_running_loop())
     app.router.add_get("/ws", websocket_handler)
