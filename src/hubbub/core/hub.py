@@ -116,6 +116,7 @@ class Hub:
         self.store: Store | None = None
         self._store_opener = store_opener
         self.notifier: Notifier | None = None
+        self._migrations: list[tuple[str, str]] = []
         from hubbub.core import api, subscriptions
 
         subscriptions.register(self)
@@ -127,6 +128,8 @@ class Hub:
         """Open the store (running its migrations) and the broker, start heartbeats."""
         if self.store is None and self._store_opener is not None:
             self.store = await self._store_opener()
+            for name, location in self._migrations:
+                self.store.add_migrations(name, location)
             await self.store.upgrade()
         await self.broker.start()
         self._last_ping = self.clock.monotonic()
@@ -173,6 +176,10 @@ class Hub:
     def on_stop(self, fn: Callable[[], None]) -> None:
         """Call `fn` when the hub begins to stop, before connections are closed."""
         self._stop_hooks.append(fn)
+
+    def add_migrations(self, name: str, location: str) -> None:
+        """Register an app's Alembic revisions (its tables), run when the hub starts."""
+        self._migrations.append((name, location))
 
     def on(self, type: str, payload: type[P]) -> Callable[[Handler], Handler]:
         """Register the handler of client frames of `type`, its payload decoded as `payload`."""
