@@ -24,6 +24,7 @@ from hubbub.core.notices import Notice, Notifier
 from hubbub.core.presence import PresenceTracker
 from hubbub.core.routes import Router
 from hubbub.core.session import ChannelSubscription, Session
+from hubbub.core.sockets import SocketEndpoints, SocketHandler
 from hubbub.engines.broker import Broker, HistoryOptions, PresenceInfo, Publication
 from hubbub.engines.memory import MemoryBroker
 from hubbub.engines.store import Store
@@ -69,6 +70,7 @@ class Request:
 Handler = Callable[[Request, Any], Awaitable[None]]
 SubscribeRule = Callable[[Identity, str], Awaitable[bool]]
 Watchers = Callable[[str], Awaitable[Iterable[str]]]
+Listener = Callable[[Publication], None]
 
 
 class AuthPayload(msgspec.Struct, frozen=True):
@@ -117,6 +119,8 @@ class Hub:
         self._store_opener = store_opener
         self.notifier: Notifier | None = None
         self._migrations: list[tuple[str, str]] = []
+        self.sockets = SocketEndpoints()
+        self._listeners: dict[str, list[Listener]] = {}
         from hubbub.core import api, subscriptions
 
         subscriptions.register(self)
@@ -147,6 +151,7 @@ class Hub:
             self._heartbeat.cancel()
         for session in list(self.sessions.values()):
             self.close_session(session, code, reason)
+        self.sockets.close_all(code, reason)
         for session in list(self.sessions.values()):
             await self.disconnect(session)
         await self.presence.close()
@@ -198,6 +203,39 @@ class Hub:
             return fn
 
         return register
+
+    def socket_endpoint(
+        self, pattern: str, handler: SocketHandler, *, max_message_bytes: int | None = None
+    ) -> None:
+        """Serve WebSockets on `pattern` (e.g. `/collab/{name}`) with an app's own protocol.
+
+        The transport hands each connection to `handler` as a `RawSocket` (core/sockets.py);
+        messages up to `max_message_bytes` (default: the `/ws` frame limit) reach its peer.
+        """
+        limit = max_message_bytes or self.settings.max_frame_bytes
+        self.sockets.add(pattern, handler, max_message_bytes=limit)
+
+    async def listen(self, channel: str, listener: Listener) -> None:
+        """Call `listener` with every publication of `channel` that reaches this node,
+        from any node (its own included), while it listens; the broker is subscribed
+        while anyone listens or a client is subscribed."""
+        listeners = self._listeners.get(channel)
+        if listeners is None:
+            if channel not in self.channels:
+                await self.broker.subscribe(channel)
+            listeners = self._listeners.setdefault(channel, [])
+        listeners.append(listener)
+
+    async def unlisten(self, channel: str, listener: Listener) -> None:
+        """Stop calling `listener` for `channel`."""
+        listeners = self._listeners.get(channel)
+        if listeners is None or listener not in listeners:
+            return
+        listeners.remove(listener)
+        if not listeners:
+            del self._listeners[channel]
+            if channel not in self.channels:
+                await self.broker.unsubscribe(channel)
 
     def presence_watchers(self, fn: Watchers) -> Watchers:
         """Register a source of users who hear `presence.user_online/offline` of a user."""
@@ -463,7 +501,8 @@ class Hub:
         """Add a subscription (catching up until its buffer is released)."""
         subs = self.channels.get(channel)
         if subs is None:
-            await self.broker.subscribe(channel)
+            if channel not in self._listeners:
+                await self.broker.subscribe(channel)
             subs = self.channels.setdefault(channel, {})
         subs[session] = sub
         session.subscriptions[channel] = sub
@@ -478,7 +517,8 @@ class Hub:
             subs.pop(session, None)
             if not subs:
                 del self.channels[channel]
-                await self.broker.unsubscribe(channel)
+                if channel not in self._listeners:
+                    await self.broker.unsubscribe(channel)
         if self.namespace(channel).presence:
             await self.presence.leave(channel, session.user_id, session.id)
 
@@ -527,6 +567,13 @@ class Hub:
 
     def _deliver(self, pub: Publication) -> None:
         """The broker's sink: hand one publication to every local subscriber, encoded once."""
+        listeners = self._listeners.get(pub.channel)
+        if listeners:
+            for listener in tuple(listeners):
+                try:
+                    listener(pub)
+                except Exception:  # one app's bug must not stop the fan-out
+                    log.exception("listener of %s failed", pub.channel)
         subs = self.channels.get(pub.channel)
         if not subs:
             return

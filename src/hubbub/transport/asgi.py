@@ -21,6 +21,7 @@ import msgspec
 
 from hubbub.core.hub import Hub
 from hubbub.core.routes import ApiRequest
+from hubbub.core.sockets import SocketEndpoint, SocketRequest
 from hubbub.protocol.codec import CODECS, JSON
 
 Scope = MutableMapping[str, Any]
@@ -158,6 +159,10 @@ class HubbubASGI:
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.startup()
         headers = self._headers(scope)
+        found = self.hub.sockets.match(self._path(scope))
+        if found is not None and self.hub.origin_allowed(headers.get("origin")):
+            await self._raw_socket(scope, receive, send, found, headers)
+            return
         if self._path(scope) != "/ws" or not self.hub.origin_allowed(headers.get("origin")):
             await receive()
             await send({"type": "websocket.close", "code": 1008})
@@ -188,6 +193,42 @@ class HubbubASGI:
                     break
         finally:
             await self.hub.disconnect(session)
+            conn.writer.cancel()
+
+    async def _raw_socket(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        found: tuple[SocketEndpoint, dict[str, str]],
+        headers: dict[str, str],
+    ) -> None:
+        """An app's own WebSocket protocol (`Hub.socket_endpoint`)."""
+        endpoint, params = found
+        if (await receive())["type"] != "websocket.connect":
+            return
+        await send({"type": "websocket.accept"})
+        conn = AsgiConnection(send)
+        request = SocketRequest(
+            path=self._path(scope),
+            params=params,
+            query=dict(parse_qsl(scope.get("query_string", b"").decode())),
+            headers=headers,
+        )
+        link = await self.hub.sockets.accept(endpoint, conn, request, self.hub.settings)
+        try:
+            while not conn.done:
+                message = await receive()
+                if message["type"] != "websocket.receive":
+                    break
+                text = message.get("text")
+                data = text if text is not None else message.get("bytes") or b""
+                if len(data) > endpoint.max_message_bytes:
+                    conn.close(1009, "message too large")
+                    continue
+                await link.receive(data)
+        finally:
+            await link.ended()
             conn.writer.cancel()
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:

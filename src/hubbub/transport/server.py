@@ -13,6 +13,7 @@ from aiohttp import WSMsgType, web
 
 from hubbub.core.hub import Hub
 from hubbub.core.routes import ApiRequest
+from hubbub.core.sockets import SocketRequest
 from hubbub.protocol.codec import CODECS, JSON, close_frame, ws_control_frame
 from hubbub.protocol.codes import CloseCode
 from hubbub.transport import static
@@ -178,6 +179,56 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     return ws
 
 
+async def raw_socket_handler(request: web.Request) -> web.StreamResponse:
+    """An app's own WebSocket protocol (`Hub.socket_endpoint`): bytes in, bytes out."""
+    hub: Hub = request.app[HUB_KEY]
+    found = hub.sockets.match(request.path)
+    if found is None:
+        raise web.HTTPNotFound()
+    if not hub.origin_allowed(request.headers.get("Origin")):
+        return web.json_response(
+            {"error": {"code": "forbidden", "message": "origin not allowed"}}, status=403
+        )
+    endpoint, params = found
+    ws = web.WebSocketResponse(
+        autoping=False,
+        autoclose=False,
+        compress=False,
+        max_msg_size=endpoint.max_message_bytes + 1,
+        timeout=CLOSE_TIMEOUT,
+    )
+    await ws.prepare(request)
+    transport = request.transport
+    if transport is None:
+        return ws
+    conn = SocketConnection(ws, transport, request.app[BATCHER_KEY])
+    info = SocketRequest(
+        path=request.path,
+        params=params,
+        query=dict(request.query),
+        headers={k.lower(): v for k, v in request.headers.items()},
+    )
+    link = await hub.sockets.accept(endpoint, conn, info, hub.settings)
+    try:
+        while True:
+            msg = await ws.receive()
+            kind = msg.type
+            if kind is WSMsgType.BINARY or kind is WSMsgType.TEXT:
+                await link.receive(msg.data)
+            elif kind is WSMsgType.PING:
+                conn.write(ws_control_frame(0xA, msg.data or b""))
+            elif kind is WSMsgType.CLOSE:
+                conn.finish(msg.data if isinstance(msg.data, int) else CloseCode.NORMAL)
+                break
+            elif kind is not WSMsgType.PONG:
+                break
+    except (ConnectionError, asyncio.CancelledError):
+        pass
+    finally:
+        await link.ended()
+    return ws
+
+
 async def api_handler(request: web.Request) -> web.StreamResponse:
     hub: Hub = request.app[HUB_KEY]
     api_request = ApiRequest(
@@ -226,6 +277,8 @@ def build_app(hub: Hub) -> web.Application:
     app[HUB_KEY] = hub
     app[BATCHER_KEY] = WriteBatcher(asyncio.get_running_loop())
     app.router.add_get("/ws", websocket_handler)
+    for endpoint in hub.sockets.endpoints:
+        app.router.add_get(endpoint.pattern, raw_socket_handler)
     app.router.add_route("*", "/api/{tail:.*}", api_handler)
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/healthz", healthz)
