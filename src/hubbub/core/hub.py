@@ -118,6 +118,8 @@ class Hub:
         self.store: Store | None = None
         self._store_opener = store_opener
         self.notifier: Notifier | None = None
+        self.apps: dict[str, Any] = {}
+        """The apps installed on this hub, by name (each app's `install` adds itself)."""
         self._migrations: list[tuple[str, str]] = []
         self.sockets = SocketEndpoints()
         self._listeners: dict[str, list[Listener]] = {}
