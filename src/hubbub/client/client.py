@@ -188,6 +188,21 @@ class Client(Link):
         answers = await self._ask(ws, type, payload, timeout=timeout)
         return answers[0].payload
 
+    async def send(self, type: str, payload: Any = None) -> None:
+        """Send a frame that has no answer (such as `chat.typing_start`).
+
+        Raises `NotConnected` while no connection is up: such frames are about
+        now, so they are not queued for later.
+        """
+        self._check_open()
+        ws = self._ws
+        if ws is None:
+            raise NotConnected(f"cannot send {type!r} while disconnected")
+        try:
+            await self._send(ws, type, payload, None)
+        except NotSent as exc:
+            raise NotConnected(str(exc)) from None
+
     async def subscribe(
         self, *channels: str, timeout: float | None = None
     ) -> dict[str, Subscription]:

@@ -197,7 +197,8 @@ class ChatApp:
 
     async def _deliver(self, message: dict[str, Any], roster: list[str]) -> None:
         sender, conversation_id = message["senderId"], message["conversationId"]
-        self.typing.stop(conversation_id, sender)
+        if self.typing.stop(conversation_id, sender, announce=False):
+            await self._tell_typing(conversation_id, sender, False)  # before the message lands
         await self._to_users(roster, "chat.new_message", message)
         for member in roster:
             if member != sender and not await self.hub.is_online(member):

@@ -40,12 +40,18 @@ class TypingTracker:
         if old is None:
             self._announce(conversation_id, user_id, True)
 
-    def stop(self, conversation_id: str, user_id: str) -> None:
-        """The user stopped (sent, cleared the box, left): announce it if they were typing."""
+    def stop(self, conversation_id: str, user_id: str, *, announce: bool = True) -> bool:
+        """The user stopped (sent, cleared the box, left); True if they were typing.
+
+        The change is announced unless `announce` is False (the caller tells it itself).
+        """
         old = self._timers.pop((conversation_id, user_id), None)
-        if old is not None:
-            old.cancel()
+        if old is None:
+            return False
+        old.cancel()
+        if announce:
             self._announce(conversation_id, user_id, False)
+        return True
 
     def _expire(self, key: tuple[str, str]) -> None:
         if self._timers.pop(key, None) is not None:
