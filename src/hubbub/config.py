@@ -46,6 +46,8 @@ DEFAULT_NAMESPACES: dict[str, NamespaceOptions] = {
     "market": NamespaceOptions(presence=False, publish="server"),
     "game": NamespaceOptions(subscribe="token", publish="server"),
     "device": NamespaceOptions(subscribe="token", publish="server"),
+    # Yjs traffic between nodes (apps/collab): only the collab app reads it, by its own rules.
+    "collab": NamespaceOptions(presence=False, subscribe="none", publish="server"),
     "metrics": NamespaceOptions(
         presence=False, publish="server", keep_last_value=True, conflation=True, history_size=100
     ),

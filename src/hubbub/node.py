@@ -11,7 +11,7 @@ import logging
 import secrets
 from pathlib import Path
 
-from hubbub.apps import chat, serverstats
+from hubbub.apps import chat, collab, serverstats
 from hubbub.clock import Clock
 from hubbub.config import Settings
 from hubbub.core.auth import TokenVerifier
@@ -81,4 +81,5 @@ def build_hub(settings: Settings, *, clock: Clock | None = None) -> Hub:
     )
     serverstats.install(hub)
     chat.install(hub)
+    collab.install(hub)
     return hub

@@ -114,7 +114,7 @@ class Hub:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.started = False
         self._start_hooks: list[Callable[[], None]] = []
-        self._stop_hooks: list[Callable[[], None]] = []
+        self._stop_hooks: list[Callable[[], Awaitable[None] | None]] = []
         self.store: Store | None = None
         self._store_opener = store_opener
         self.notifier: Notifier | None = None
@@ -148,7 +148,9 @@ class Hub:
         """Close every connection with `code` (1001 or 1012 tell clients to reconnect)."""
         self.started = False
         for hook in self._stop_hooks:
-            hook()
+            pending = hook()
+            if pending is not None:
+                await pending
         if self._heartbeat is not None:
             self._heartbeat.cancel()
         for session in list(self.sessions.values()):
@@ -180,8 +182,9 @@ class Hub:
         """Call `fn` each time the hub has started (apps start their timers here)."""
         self._start_hooks.append(fn)
 
-    def on_stop(self, fn: Callable[[], None]) -> None:
-        """Call `fn` when the hub begins to stop, before connections are closed."""
+    def on_stop(self, fn: Callable[[], Awaitable[None] | None]) -> None:
+        """Call `fn` when the hub begins to stop, before connections are closed; when it
+        returns an awaitable (an app storing what is pending), the stop waits for it."""
         self._stop_hooks.append(fn)
 
     def add_migrations(self, name: str, location: str) -> None:

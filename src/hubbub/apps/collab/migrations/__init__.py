@@ -1,0 +1,1 @@
+"""Alembic revisions of the collab app's tables (history "collab")."""
