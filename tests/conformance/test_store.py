@@ -401,6 +401,27 @@ async def test_twenty_concurrent_inserts_of_one_key_store_one_row_and_agree_on_i
     assert await _count(store, messages) == 1
 
 
+async def test_insert_ignoring_duplicates_skips_stored_and_repeated_keys_in_one_statement(
+    store: SqlStore,
+) -> None:
+    await store.insert_idempotent(messages, _message("old", "stored before"), key=KEYS)
+    rows = [
+        _message("new1", "a"),
+        _message("old", "b"),
+        _message("new2", "c"),
+        _message("new1", "d"),
+    ]
+    async with store.begin() as conn:
+        result = await conn.execute(
+            store.insert_ignoring_duplicates(messages, KEYS).values(rows).returning(messages)
+        )
+        inserted = [(r["client_message_id"], r["body"]["text"]) for r in result.mappings()]
+    assert sorted(inserted) == [("new1", "a"), ("new2", "c")]
+    assert await _count(store, messages) == 3
+    with pytest.raises(ValueError, match="unique"):
+        store.insert_ignoring_duplicates(messages, ("client_message_id",))
+
+
 async def test_insert_idempotent_needs_a_unique_key_with_values(store: SqlStore) -> None:
     with pytest.raises(ValueError, match="unique"):
         await store.insert_idempotent(messages, _message("m1"), key=("client_message_id",))

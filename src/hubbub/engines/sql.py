@@ -287,6 +287,13 @@ class SqlStore:
             return postgresql.insert(table)
         return sqlite.insert(table)
 
+    def insert_ignoring_duplicates(
+        self, table: sa.Table, key: Sequence[str]
+    ) -> postgresql.Insert | sqlite.Insert:
+        """An INSERT into `table` that skips every row whose `key` is already stored."""
+        _conflict_target(table, key, dict.fromkeys(key, 0))
+        return self._insert(table).on_conflict_do_nothing(index_elements=[table.c[k] for k in key])
+
     async def insert_idempotent(
         self,
         table: sa.Table,

@@ -116,6 +116,13 @@ class Store(Protocol):
         """Close every connection. The store is unusable afterwards."""
         ...
 
+    def insert_ignoring_duplicates(self, table: sa.Table, key: Sequence[str]) -> sa.Insert:
+        """An INSERT into `table` (add `.values([...])` and `.returning(...)`) that skips
+        each row whose `key` (a primary key or unique constraint) is already stored, or
+        repeats an earlier row of the same statement. RETURNING gives the rows it inserted.
+        This is `insert_idempotent` for many rows in one statement."""
+        ...
+
     async def insert_idempotent(
         self,
         table: sa.Table,

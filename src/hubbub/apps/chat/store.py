@@ -18,14 +18,28 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hubbub.apps.chat.tables import attachments, conversations, members, messages
+from hubbub.core.groupcommit import GroupCommit, Pending
 from hubbub.engines.store import Store
-from hubbub.errors import Conflict, Forbidden, NotFound
+from hubbub.errors import Conflict, Forbidden, HubbubError, NotFound
 
 PAGE_DEFAULT = 50
 PAGE_MAX = 200
 SEARCH_LIMIT = 50
 SEARCH_WORDS = 8
 _WORD = re.compile(r"[^\W_]+")
+
+
+@dataclass(frozen=True, slots=True)
+class _NewMessage:
+    values: dict[str, Any]
+    attachment_ids: tuple[str, ...]
+
+
+_Stored = tuple[RowMapping, bool, list[str]]
+
+
+def _key(new: _NewMessage) -> tuple[str, str]:
+    return new.values["sender_id"], new.values["client_message_id"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +77,7 @@ class ChatStore:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._writes: GroupCommit[_NewMessage, _Stored] = GroupCommit(self._store_batch)
 
     # -- conversations -------------------------------------------------------------
 
@@ -264,27 +279,77 @@ class ChatStore:
 
         Returns `(row, created, member_ids)`. A retry returns the stored row; a
         clientMessageId reused for another conversation or content is a Conflict.
+        Messages sent at the same time share one transaction (group commit); each
+        call still returns only once its message is committed.
         """
-        cid, sender = values["conversation_id"], values["sender_id"]
-        async with self.store.begin() as conn:
-            roster = await self.member_ids(cid, conn)
-            if sender not in roster:
-                raise Forbidden("not a member of this conversation")
-            if values.get("reply_to") is not None:
-                await self._check_reply(conn, cid, values["reply_to"])
-            if attachment_ids:
-                values["attachments"] = await self._attachments_for(
-                    conn, cid, sender, attachment_ids
-                )
-            made = await self.store.insert_idempotent(
-                messages, values, key=["sender_id", "client_message_id"], conn=conn
-            )
-        row = made.row
-        if not made.created and (
-            row["conversation_id"] != cid or row["content"] != values["content"]
+        row, created, roster = await self._writes.submit(_NewMessage(values, tuple(attachment_ids)))
+        if not created and (
+            row["conversation_id"] != values["conversation_id"]
+            or row["content"] != values["content"]
         ):
             raise Conflict("clientMessageId already used for another message")
-        return row, made.created, roster
+        return row, created, roster
+
+    async def _store_batch(self, batch: list[Pending[_NewMessage, _Stored]]) -> None:
+        async with self.store.begin() as conn:
+            rosters = await self._rosters(conn, {p.item.values["conversation_id"] for p in batch})
+            accepted: list[Pending[_NewMessage, _Stored]] = []
+            for pending in batch:
+                try:
+                    await self._check_message(conn, pending.item, rosters)
+                except HubbubError as exc:
+                    pending.fail(exc)
+                else:
+                    accepted.append(pending)
+            if not accepted:
+                return
+            inserted = await conn.execute(
+                self.store.insert_ignoring_duplicates(messages, ["sender_id", "client_message_id"])
+                .values([p.item.values for p in accepted])
+                .returning(*messages.c)
+            )
+            made = {(r["sender_id"], r["client_message_id"]): r for r in inserted.mappings()}
+            stored = dict(made)
+            missing = [_key(p.item) for p in accepted if _key(p.item) not in made]
+            if missing:
+                existing = await conn.execute(
+                    sa.select(messages).where(
+                        sa.tuple_(messages.c.sender_id, messages.c.client_message_id).in_(missing)
+                    )
+                )
+                stored.update(
+                    {(r["sender_id"], r["client_message_id"]): r for r in existing.mappings()}
+                )
+        for pending in accepted:
+            key = _key(pending.item)
+            roster = rosters[pending.item.values["conversation_id"]]
+            # The first of several sends of one key in a batch made it; the rest are retries.
+            pending.done((stored[key], made.pop(key, None) is not None, roster))
+
+    async def _rosters(self, conn: AsyncConnection, ids: set[str]) -> dict[str, list[str]]:
+        rows = await conn.execute(
+            sa.select(members.c.conversation_id, members.c.user_id)
+            .where(members.c.conversation_id.in_(sorted(ids)))
+            .order_by(members.c.user_id)
+        )
+        rosters: dict[str, list[str]] = {cid: [] for cid in ids}
+        for conversation_id, user_id in rows:
+            rosters[conversation_id].append(user_id)
+        return rosters
+
+    async def _check_message(
+        self, conn: AsyncConnection, new: _NewMessage, rosters: dict[str, list[str]]
+    ) -> None:
+        values = new.values
+        cid = values["conversation_id"]
+        if values["sender_id"] not in rosters[cid]:
+            raise Forbidden("not a member of this conversation")
+        if values.get("reply_to") is not None:
+            await self._check_reply(conn, cid, values["reply_to"])
+        if new.attachment_ids:
+            values["attachments"] = await self._attachments_for(
+                conn, cid, values["sender_id"], new.attachment_ids
+            )
 
     async def _check_reply(self, conn: AsyncConnection, cid: str, reply_to: int) -> None:
         found = await conn.scalar(
