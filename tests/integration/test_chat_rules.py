@@ -247,3 +247,42 @@ async def test_bad_http_requests_get_clear_errors(srv: RunningServer) -> None:
         assert 400 <= status < 500
     status, _ = await Http(srv, "not-a-token").call("GET", "/api/conversations")
     assert status == 401
+
+
+async def test_members_join_and_leave_groups_and_everyone_concerned_hears_of_it(
+    srv: RunningServer,
+) -> None:
+    cid = await conversation(srv, "alice", "bob", title="group")
+    alice, carol = await connect(srv, "alice"), await connect(srv, "carol")
+    alice_http, bob_http = Http(srv, srv.token("alice")), Http(srv, srv.token("bob"))
+
+    status, body = await bob_http.call(
+        "POST", f"/api/conversations/{cid}/members", json={"userId": "carol"}
+    )
+    assert status == 200 and body["members"] == ["alice", "bob", "carol"]
+    for client in (alice, carol):
+        added = await client.expect("chat.member_added")
+        assert added["payload"] == {"conversationId": cid, "userId": "carol", "by": "bob"}
+    sent = await carol.request("chat.send_message", send_payload(cid, "c1", "hi all"))
+    assert sent["type"] == "chat.message_delivered"
+
+    status, body = await bob_http.call("DELETE", f"/api/conversations/{cid}/members/carol")
+    assert status == 403  # only the creator (here the server) removes others
+    status, body = await Http(srv, srv.token("carol")).call(
+        "DELETE", f"/api/conversations/{cid}/members/carol"
+    )
+    assert status == 200 and body["members"] == ["alice", "bob"]
+    removed = await carol.expect("chat.member_removed")  # the one who left hears it too
+    assert removed["payload"]["userId"] == "carol"
+    refused = await carol.request("chat.send_message", send_payload(cid, "c2", "still here?"))
+    assert refused["payload"]["code"] == "forbidden"
+
+    direct = await conversation(srv, "alice", "dan")
+    status, body = await alice_http.call(
+        "POST", f"/api/conversations/{direct}/members", json={"userId": "bob"}
+    )
+    assert status == 409 and body["error"]["code"] == "conflict"
+    created = await alice.expect("chat.conversation_created", timeout=5)
+    assert created["payload"]["conversationId"] == direct
+    await alice.close()
+    await carol.close()
