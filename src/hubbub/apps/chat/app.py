@@ -125,7 +125,7 @@ class ChatApp:
                 "createdBy": creator,
                 "createdAt": now,
             }
-            await self._to_users(unique, "chat.conversation_created", event)
+            await self.to_users(unique, "chat.conversation_created", event)
         return conversation_id
 
     async def send_message(
@@ -153,18 +153,16 @@ class ChatApp:
 
     async def mark_read(self, user_id: str, conversation_id: str, raw_id: str) -> dict[str, Any]:
         """Move `user_id`'s read position; tells every member and the reader's devices."""
-        now = self.hub.clock.time_ms()
-        position, unread = await self.db.mark_read(
-            conversation_id, user_id, message_id(raw_id), now
-        )
-        if position == message_id(raw_id):
+        now, wanted = self.hub.clock.time_ms(), message_id(raw_id)
+        position, unread = await self.db.mark_read(conversation_id, user_id, wanted, now)
+        if position == wanted:
             event = {
                 "conversationId": conversation_id,
                 "userId": user_id,
                 "messageId": str(position),
                 "readAt": now,
             }
-            await self._to_users(
+            await self.to_users(
                 await self.db.member_ids(conversation_id), "chat.message_read", event
             )
             await self.hub.send_to_user(
@@ -199,7 +197,7 @@ class ChatApp:
         sender, conversation_id = message["senderId"], message["conversationId"]
         if self.typing.stop(conversation_id, sender, announce=False):
             await self._tell_typing(conversation_id, sender, False)  # before the message lands
-        await self._to_users(roster, "chat.new_message", message)
+        await self.to_users(roster, "chat.new_message", message)
         for member in roster:
             if member != sender and not await self.hub.is_online(member):
                 await self.hub.notify(
@@ -215,7 +213,7 @@ class ChatApp:
                     )
                 )
 
-    async def _to_users(self, users: list[str], type: str, payload: dict[str, Any]) -> None:
+    async def to_users(self, users: list[str], type: str, payload: dict[str, Any]) -> None:
         """A sequenced event to every connection of each user, all users at once."""
         await asyncio.gather(*(self.hub.send_to_user(u, type, payload) for u in users))
 

@@ -146,7 +146,7 @@ def register(chat: ChatApp) -> None:
         user = check_user_id(body.get("userId") if isinstance(body, dict) else None)
         if await chat.db.add_member(conversation_id, user, hub.clock.time_ms()):
             event = {"conversationId": conversation_id, "userId": user, "by": who.user_id}
-            await chat._to_users(
+            await chat.to_users(
                 await chat.db.member_ids(conversation_id), "chat.member_added", event
             )
         return json_response({"members": await chat.db.member_ids(conversation_id)})
@@ -161,7 +161,7 @@ def register(chat: ChatApp) -> None:
         before = await chat.db.member_ids(conversation_id)
         if await chat.db.remove_member(conversation_id, user):
             event = {"conversationId": conversation_id, "userId": user, "by": who.user_id}
-            await chat._to_users(before, "chat.member_removed", event)
+            await chat.to_users(before, "chat.member_removed", event)
         return json_response({"members": await chat.db.member_ids(conversation_id)})
 
     async def presence(request: ApiRequest) -> ApiResponse:
