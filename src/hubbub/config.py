@@ -85,6 +85,19 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     allowed_origins: list[str] = msgspec.field(default_factory=list)
     namespaces: dict[str, NamespaceOptions] = msgspec.field(default_factory=dict)
 
+    # The notifications app (docs/notifications.md).
+    notify_fallback_delay: float = 60.0  # seconds before push or email, if still unread
+    notify_vapid_private_key: str | None = None  # PEM or base64url; dev: kept in data_dir
+    notify_vapid_subject: str = "mailto:hubbub@localhost"
+    notify_push_ttl: int = 86400  # seconds a push service keeps an undelivered message
+    notify_smtp_host: str | None = None  # no host: no email
+    notify_smtp_port: int = 25
+    notify_smtp_from: str = "hubbub@localhost"
+    notify_smtp_username: str | None = None
+    notify_smtp_password: str | None = None
+    notify_smtp_tls: Literal["none", "starttls", "tls"] = "none"
+    notify_base_url: str | None = None  # where emails link to (the notification page)
+
     @property
     def dev_mode(self) -> bool:
         """Development mode: explicit, or on when bound to a loopback address."""

@@ -11,7 +11,7 @@ import logging
 import secrets
 from pathlib import Path
 
-from hubbub.apps import chat, collab, serverstats
+from hubbub.apps import chat, collab, notify, serverstats
 from hubbub.clock import Clock
 from hubbub.config import Settings
 from hubbub.core.auth import TokenVerifier
@@ -80,6 +80,7 @@ def build_hub(settings: Settings, *, clock: Clock | None = None) -> Hub:
         store_opener=lambda: open_store(settings.database_url, settings.data_dir, clock=clock),
     )
     serverstats.install(hub)
+    notify.install(hub)
     chat.install(hub)
     collab.install(hub)
     return hub
