@@ -122,3 +122,132 @@ export function devToken(
   claims?: { channels?: string[]; publish?: string[]; roles?: string[] },
 ): Promise<string>;
 export function pageUrl(path?: string): string;
+
+// == Chat (PROTOCOL.md section 12, docs/protocol.md 16.12) ==================================
+
+/** An HTTP call of the chat API failed. */
+export class HttpError extends RequestError {
+  readonly status: number;
+}
+
+export interface ChatAttachment {
+  attachmentId: string;
+  name: string;
+  contentType: string;
+  size: number;
+}
+
+export interface ChatMessage {
+  serverMessageId: string;
+  conversationId: string;
+  senderId: string;
+  clientMessageId: string;
+  content: string;
+  /** ms since the epoch */
+  createdAt: number;
+  replyTo?: string;
+  attachments?: ChatAttachment[];
+}
+
+export interface ChatConversation {
+  conversationId: string;
+  kind: "direct" | "group";
+  title: string | null;
+  members: string[];
+  unread: number;
+  lastReadId: string;
+  lastMessage: ChatMessage | null;
+  createdAt: number;
+}
+
+export interface MessageDelivered {
+  clientMessageId: string;
+  serverMessageId: string;
+  conversationId: string;
+  timestamp: number;
+  /** true when the server already had this clientMessageId (a retry) */
+  duplicate: boolean;
+}
+
+export interface ChatEvents {
+  new_message: ChatMessage;
+  message_delivered: MessageDelivered;
+  user_typing: { conversationId: string; userId: string; isTyping: boolean; expired?: boolean };
+  message_read: { conversationId: string; userId: string; messageId: string; readAt: number };
+  unread_count: { conversationId: string; unread: number };
+  conversation_created: {
+    conversationId: string;
+    kind: "direct" | "group";
+    title: string | null;
+    members: string[];
+    createdBy: string;
+    createdAt: number;
+  };
+  member_added: { conversationId: string; userId: string; by: string };
+  member_removed: { conversationId: string; userId: string; by: string };
+  user_online: { userId: string; status: string };
+  user_offline: { userId: string; lastSeen: number };
+  /** the user channel could not be recovered: reload conversations and history */
+  reset: ClientEvents["reset"];
+}
+
+export interface ChatOptions {
+  /** default: derived from the client's URL (ws://host/ws -> http://host) */
+  httpUrl?: string;
+  /** ms clock of the typing throttle; default Date.now */
+  now?: () => number;
+  fetch?: typeof fetch;
+}
+
+export class Chat {
+  constructor(client: Client, options?: ChatOptions);
+  readonly client: Client;
+  readonly httpUrl: string;
+  /** Compare two message ids (decimal strings): negative, zero or positive. */
+  static compareIds(a: string, b: string): number;
+  on<K extends keyof ChatEvents>(kind: K, fn: (payload: ChatEvents[K]) => void): () => void;
+  close(): void;
+  sendMessage(
+    conversationId: string,
+    content: string,
+    options?: {
+      replyTo?: string | null;
+      attachments?: (string | ChatAttachment)[];
+      clientMessageId?: string;
+    },
+  ): Promise<MessageDelivered>;
+  /** Messages given to sendMessage and not yet stored, oldest first. */
+  readonly pending: {
+    conversationId: string;
+    clientMessageId: string;
+    content: string;
+    replyTo?: string;
+    attachments?: string[];
+  }[];
+  typingStart(conversationId: string): boolean;
+  typingStop(conversationId: string): boolean;
+  typingUsers(conversationId: string): string[];
+  markRead(
+    conversationId: string,
+    messageId: string,
+  ): Promise<{ conversationId: string; messageId: string; unread: number } | null>;
+  readPosition(conversationId: string): string | null;
+  isOnline(userId: string): boolean | null;
+  conversations(): Promise<ChatConversation[]>;
+  conversation(conversationId: string): Promise<ChatConversation>;
+  createConversation(members: string[], title?: string | null): Promise<string>;
+  history(
+    conversationId: string,
+    options?: { before?: string | null; after?: string | null; limit?: number },
+  ): Promise<{ messages: ChatMessage[]; next: string | null }>;
+  search(conversationId: string, q: string): Promise<ChatMessage[]>;
+  upload(
+    conversationId: string,
+    file: Blob | ArrayBuffer | ArrayBufferView,
+    options?: { name?: string; contentType?: string },
+  ): Promise<ChatAttachment>;
+  download(conversationId: string, attachmentId: string): Promise<Blob>;
+  presence(conversationId: string): Promise<{ userId: string; online: boolean }[]>;
+  addMember(conversationId: string, userId: string): Promise<string[]>;
+  removeMember(conversationId: string, userId: string): Promise<string[]>;
+}

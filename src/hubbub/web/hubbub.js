@@ -718,3 +718,468 @@ export function pageUrl(path = "/ws") {
   const proto = globalThis.location.protocol === "https:" ? "wss:" : "ws:";
   return `${proto}//${globalThis.location.host}${path}`;
 }
+
+// == Chat (PROTOCOL.md section 12, docs/protocol.md 16.12) ==================================
+//
+//   const chat = new Chat(client);              // on a Client, before or after connect()
+//   chat.on("new_message", (m) => show(m));     // once per serverMessageId
+//   const { serverMessageId } = await chat.sendMessage(conversationId, "hi");
+
+const TYPING_REFRESH_MS = 3000; // one typing_start per conversation this often while typing
+const TYPING_SHOWN_MS = 6000; // the server ends typing 5 s after the last start; a lost stop ends here
+const SEEN_MESSAGES = 10000; // serverMessageIds remembered for dedup
+const RETRY_LATER = new Set(["unavailable", "rate_limited"]);
+const enc = encodeURIComponent;
+
+/** An HTTP call of the chat API failed: `status`, and `code` and `message` from the server. */
+export class HttpError extends RequestError {
+  constructor(status, code, message) {
+    super(code, message);
+    this.status = status;
+  }
+}
+
+/** A random UUID; pages served over plain HTTP from another host have no `randomUUID`. */
+function randomId() {
+  const c = globalThis.crypto;
+  if (typeof c.randomUUID === "function") return c.randomUUID();
+  const b = c.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+/** The HTTP base of the server whose `/ws` is `wsUrl` (a mounted prefix is kept). */
+function httpBase(wsUrl) {
+  const url = new URL(wsUrl);
+  url.protocol = url.protocol === "wss:" ? "https:" : "http:";
+  return `${url.origin}${url.pathname.replace(/\/ws\/?$/, "")}`;
+}
+
+/**
+ * Chat on a `Client`: sending with retries that cannot duplicate, typing, read receipts,
+ * presence of the people one shares a conversation with, and the `/api/conversations` calls.
+ *
+ * Events (`chat.on(kind, fn)`, returns a function that removes `fn`), each with the
+ * server's payload: `new_message` (once per serverMessageId, also when history already
+ * had it), `message_delivered`, `user_typing` ({conversationId, userId, isTyping}; a
+ * start not refreshed ends by itself with `expired: true`), `message_read`,
+ * `unread_count`, `conversation_created`, `member_added`, `member_removed`,
+ * `user_online`, `user_offline`, and `reset` (the user channel could not be recovered:
+ * reload conversations and history).
+ */
+export class Chat {
+  constructor(client, options = {}) {
+    this.client = client;
+    this.httpUrl = options.httpUrl ?? httpBase(client.url);
+    this.now = options.now ?? (() => Date.now());
+    this._fetch = options.fetch ?? ((url, init) => globalThis.fetch(url, init));
+    this._listeners = new Map();
+    this._outbox = new Map(); // clientMessageId -> {payload, promise, resolve, reject, ...}
+    this._seen = new Set(); // serverMessageIds already handed out, oldest first
+    this._typingSent = new Map(); // conversationId -> when this user's last typing_start went
+    this._typing = new Map(); // conversationId -> Map(userId -> timer ending their typing)
+    this._read = new Map(); // conversationId -> this user's read position
+    this._presence = new Map(); // userId -> {online, status?, lastSeen?}
+    this._timers = new Set();
+    this._off = [
+      client.on("message", (event) => this._onEvent(event)),
+      client.on("connected", () => this._flush()),
+      client.on("reset", (event) => {
+        if (event.channel === `user:${client.userId}`) this._emit("reset", event);
+      }),
+      client.on("state", ({ state }) => {
+        if (state === "closed") this._fail(new ClientClosed("client closed"));
+      }),
+    ];
+  }
+
+  /** Compare two message ids (decimal strings): negative, zero or positive. */
+  static compareIds(a, b) {
+    const x = String(a);
+    const y = String(b);
+    return x.length - y.length || (x < y ? -1 : x > y ? 1 : 0);
+  }
+
+  /** Call `fn(payload)` for each event of `kind`; returns a function that removes it. */
+  on(kind, fn) {
+    if (!this._listeners.has(kind)) this._listeners.set(kind, new Set());
+    this._listeners.get(kind).add(fn);
+    return () => this._listeners.get(kind)?.delete(fn);
+  }
+
+  _emit(kind, payload) {
+    for (const fn of this._listeners.get(kind) ?? []) {
+      try {
+        fn(payload);
+      } catch (err) {
+        console.error("hubbub chat handler failed", err);
+      }
+    }
+  }
+
+  /** Stop listening to the client; messages still waiting are rejected with ClientClosed. */
+  close() {
+    for (const off of this._off.splice(0)) off();
+    this._fail(new ClientClosed("chat closed"));
+  }
+
+  _fail(err) {
+    for (const item of [...this._outbox.values()]) {
+      this._outbox.delete(item.payload.clientMessageId);
+      item.reject(err);
+    }
+    for (const t of this._timers) clearTimeout(t);
+    this._timers.clear();
+    for (const users of this._typing.values()) for (const t of users.values()) clearTimeout(t);
+    this._typing.clear();
+  }
+
+  _later(ms, fn) {
+    const t = setTimeout(() => {
+      this._timers.delete(t);
+      fn();
+    }, ms);
+    this._timers.add(t);
+    return t;
+  }
+
+  // -- sending ----------------------------------------------------------------------------
+
+  /**
+   * Send a message; resolves with `chat.message_delivered` ({clientMessageId,
+   * serverMessageId, conversationId, timestamp, duplicate}) once it is stored. Until then
+   * the same clientMessageId is sent again after every reconnect (the server stores it
+   * once). Rejects on a refusal (RequestError: forbidden, bad_request, not_found, conflict).
+   */
+  sendMessage(conversationId, content, { replyTo, attachments, clientMessageId } = {}) {
+    const id = clientMessageId ?? randomId();
+    const waiting = this._outbox.get(id);
+    if (waiting) return waiting.promise;
+    const payload = { conversationId, clientMessageId: id, content };
+    if (replyTo !== undefined && replyTo !== null) payload.replyTo = replyTo;
+    if (attachments?.length) {
+      payload.attachments = attachments.map((a) => (typeof a === "string" ? a : a.attachmentId));
+    }
+    // The server ends this user's typing when the message is stored: the next key restarts it.
+    this._typingSent.delete(conversationId);
+    const item = { payload, sending: false, attempts: 0 };
+    item.promise = new Promise((resolve, reject) => {
+      item.resolve = resolve;
+      item.reject = reject;
+    });
+    this._outbox.set(id, item);
+    this._trySend(item);
+    return item.promise;
+  }
+
+  /** Messages given to `sendMessage` and not yet stored, oldest first. */
+  get pending() {
+    return [...this._outbox.values()].map((item) => ({ ...item.payload }));
+  }
+
+  _flush() {
+    for (const item of this._outbox.values()) this._trySend(item);
+  }
+
+  _trySend(item) {
+    if (item.sending || !this.client.connected) return; // `connected` sends it again
+    const id = item.payload.clientMessageId;
+    item.sending = true;
+    item.attempts += 1;
+    this.client.request("chat.send_message", item.payload).then(
+      (answer) => {
+        item.sending = false;
+        if (!this._outbox.delete(id)) return;
+        this._emit("message_delivered", answer);
+        item.resolve(answer);
+      },
+      (err) => {
+        item.sending = false;
+        if (!this._outbox.has(id)) return;
+        if (err instanceof ClientClosed) return; // `state: closed` rejects it
+        if (err instanceof RequestError && !RETRY_LATER.has(err.code)) {
+          this._outbox.delete(id);
+          item.reject(err);
+          return;
+        }
+        if (err instanceof RequestError) {
+          this._later(this.client.backoff.compute(item.attempts), () => this._trySend(item));
+          return;
+        }
+        // Lost or timed out: the answer may have been lost after the server stored it;
+        // the same id again gets the stored message. A reconnect's `connected` resends it.
+        if (this.client.connected) this._trySend(item);
+      },
+    );
+  }
+
+  // -- typing and reading -----------------------------------------------------------------
+
+  /** This user is typing in `conversationId`: call on every key; sends `chat.typing_start`
+   * at most once per 3 s. Returns whether a frame went out. */
+  typingStart(conversationId) {
+    const last = this._typingSent.get(conversationId);
+    const now = this.now();
+    if (last !== undefined && now - last < TYPING_REFRESH_MS) return false;
+    if (!this._fire("chat.typing_start", { conversationId })) return false;
+    this._typingSent.set(conversationId, now);
+    return true;
+  }
+
+  /** This user stopped typing (cleared the box, left): sends `chat.typing_stop` if a start
+   * went out. Returns whether a frame went out. */
+  typingStop(conversationId) {
+    if (!this._typingSent.has(conversationId)) return false;
+    this._typingSent.delete(conversationId);
+    return this._fire("chat.typing_stop", { conversationId });
+  }
+
+  /** Who is typing in `conversationId` now (other users). */
+  typingUsers(conversationId) {
+    return [...(this._typing.get(conversationId)?.keys() ?? [])];
+  }
+
+  _fire(type, payload) {
+    // Typing is ephemeral and answered only on error (`servererror`): no request id.
+    if (!this.client.connected) return false;
+    try {
+      this.client._send({ type, payload });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Mark `conversationId` read up to and including `messageId`; resolves with
+   * `{conversationId, messageId, unread}`, or null when the position is already there
+   * (nothing is sent). Over the WebSocket when connected, otherwise over HTTP.
+   */
+  async markRead(conversationId, messageId) {
+    const held = this._read.get(conversationId);
+    if (held !== undefined && Chat.compareIds(messageId, held) <= 0) return null;
+    this._read.set(conversationId, messageId);
+    const payload = { conversationId, messageId };
+    try {
+      if (this.client.connected) {
+        try {
+          return await this.client.request("chat.mark_read", payload);
+        } catch (err) {
+          if (err instanceof RequestError) throw err;
+        }
+      }
+      return await this._http("POST", `/api/conversations/${enc(conversationId)}/read`, {
+        body: { messageId },
+      });
+    } catch (err) {
+      if (this._read.get(conversationId) === messageId) {
+        if (held === undefined) this._read.delete(conversationId);
+        else this._read.set(conversationId, held);
+      }
+      throw err;
+    }
+  }
+
+  /** This user's read position in `conversationId` as far as this client knows, or null. */
+  readPosition(conversationId) {
+    return this._read.get(conversationId) ?? null;
+  }
+
+  _noteRead(conversationId, messageId) {
+    const held = this._read.get(conversationId);
+    if (messageId && (held === undefined || Chat.compareIds(messageId, held) > 0)) {
+      this._read.set(conversationId, messageId);
+    }
+  }
+
+  /** Whether `userId` is online as far as this client knows (events and `presence`), or
+   * null when unknown. */
+  isOnline(userId) {
+    return this._presence.get(userId)?.online ?? null;
+  }
+
+  // -- events -----------------------------------------------------------------------------
+
+  _onEvent(event) {
+    if (event.channel !== `user:${this.client.userId}`) return;
+    const p = event.payload;
+    switch (event.type) {
+      case "chat.new_message":
+        if (this._see(p.serverMessageId)) this._emit("new_message", p);
+        return;
+      case "chat.user_typing":
+        this._onTyping(p);
+        return;
+      case "chat.message_read":
+        if (p.userId === this.client.userId) this._noteRead(p.conversationId, p.messageId);
+        this._emit("message_read", p);
+        return;
+      case "chat.unread_count":
+      case "chat.conversation_created":
+      case "chat.member_added":
+      case "chat.member_removed":
+        this._emit(event.type.slice("chat.".length), p);
+        return;
+      case "presence.user_online":
+        this._presence.set(p.userId, { online: true, status: p.status });
+        this._emit("user_online", p);
+        return;
+      case "presence.user_offline":
+        this._presence.set(p.userId, { online: false, lastSeen: p.lastSeen });
+        this._emit("user_offline", p);
+        return;
+    }
+  }
+
+  /** True the first time `serverMessageId` is seen. */
+  _see(serverMessageId) {
+    if (this._seen.has(serverMessageId)) return false;
+    this._seen.add(serverMessageId);
+    if (this._seen.size > SEEN_MESSAGES) this._seen.delete(this._seen.values().next().value);
+    return true;
+  }
+
+  _onTyping(p) {
+    let users = this._typing.get(p.conversationId);
+    const timer = users?.get(p.userId);
+    if (timer) {
+      clearTimeout(timer);
+      this._timers.delete(timer);
+    }
+    if (p.isTyping) {
+      if (!users) this._typing.set(p.conversationId, (users = new Map()));
+      const end = { ...p, isTyping: false, expired: true };
+      users.set(p.userId, this._later(TYPING_SHOWN_MS, () => this._onTyping(end)));
+    } else if (users) {
+      users.delete(p.userId);
+      if (users.size === 0) this._typing.delete(p.conversationId);
+    }
+    this._emit("user_typing", p);
+  }
+
+  // -- HTTP -------------------------------------------------------------------------------
+
+  async _http(method, path, { body, raw, query, contentType } = {}) {
+    let url = `${this.httpUrl}${path}`;
+    if (query) {
+      const given = Object.entries(query).filter(([, v]) => v !== undefined && v !== null);
+      const qs = new URLSearchParams(given.map(([k, v]) => [k, String(v)])).toString();
+      if (qs) url += `?${qs}`;
+    }
+    const headers = {};
+    let payload;
+    if (raw !== undefined) {
+      payload = raw;
+      headers["Content-Type"] = contentType;
+    } else if (body !== undefined) {
+      payload = JSON.stringify(body);
+      headers["Content-Type"] = "application/json";
+    }
+    const call = async (token) => {
+      if (token) headers.Authorization = `Bearer ${token}`;
+      return this._fetch(url, { method, headers, body: payload });
+    };
+    // The token of the live connection; a fresh one when that one has expired.
+    let response = await call(this.client._lastToken ?? (await this.client._getToken()));
+    if (response.status === 401 && typeof this.client.token === "function") {
+      response = await call(await this.client._getToken());
+    }
+    if (!response.ok) {
+      let error = {};
+      try {
+        error = (await response.json()).error ?? {};
+      } catch {
+        // not JSON: the status says enough
+      }
+      throw new HttpError(response.status, error.code ?? `http_${response.status}`, error.message);
+    }
+    return response;
+  }
+
+  async _json(method, path, options) {
+    return (await this._http(method, path, options)).json();
+  }
+
+  /** This user's conversations, most recently active first: `[{conversationId, kind,
+   * title, members, unread, lastReadId, lastMessage, createdAt}]`. */
+  async conversations() {
+    const answer = await this._json("GET", "/api/conversations");
+    for (const c of answer.conversations) this._noteRead(c.conversationId, c.lastReadId);
+    return answer.conversations;
+  }
+
+  /** One conversation as `conversations()` lists it. */
+  async conversation(conversationId) {
+    const c = await this._json("GET", `/api/conversations/${enc(conversationId)}`);
+    this._noteRead(c.conversationId, c.lastReadId);
+    return c;
+  }
+
+  /** Make a conversation of this user and `members` (two people and no title: the one
+   * direct conversation of the pair); resolves with its id. */
+  async createConversation(members, title) {
+    const body = { members };
+    if (title) body.title = title;
+    return (await this._json("POST", "/api/conversations", { body })).conversationId;
+  }
+
+  /** A page of messages, oldest first: `{messages, next}`. No cursor: the newest page;
+   * `before: next` pages back, `after: next` catches up. Messages seen here do not come
+   * again as `new_message`. */
+  async history(conversationId, { before, after, limit } = {}) {
+    const answer = await this._json("GET", `/api/conversations/${enc(conversationId)}/messages`, {
+      query: { before, after, limit },
+    });
+    for (const m of answer.messages) this._see(m.serverMessageId);
+    return { messages: answer.messages, next: answer.next ?? null };
+  }
+
+  /** Messages of the conversation holding every word of `q`, newest first. */
+  async search(conversationId, q) {
+    const path = `/api/conversations/${enc(conversationId)}/search`;
+    return (await this._json("GET", path, { query: { q } })).messages;
+  }
+
+  /** Upload a file (a File, Blob, ArrayBuffer or typed array) to the conversation;
+   * resolves with `{attachmentId, name, contentType, size}` for `sendMessage`. */
+  async upload(conversationId, file, { name, contentType } = {}) {
+    const path = `/api/conversations/${enc(conversationId)}/attachments`;
+    return this._json("POST", path, {
+      query: { name: name ?? file.name ?? "file" },
+      raw: file,
+      contentType: contentType || file.type || "application/octet-stream",
+    });
+  }
+
+  /** The bytes of an attachment as a Blob (downloads need the Authorization header). */
+  async download(conversationId, attachmentId) {
+    const path = `/api/conversations/${enc(conversationId)}/attachments/${enc(attachmentId)}`;
+    return (await this._http("GET", path)).blob();
+  }
+
+  /** Who of the conversation is online: `[{userId, online}]` (also kept for `isOnline`). */
+  async presence(conversationId) {
+    const path = `/api/conversations/${enc(conversationId)}/presence`;
+    const answer = await this._json("GET", path);
+    for (const m of answer.members) {
+      if (m.userId !== this.client.userId) {
+        this._presence.set(m.userId, { ...this._presence.get(m.userId), online: m.online });
+      }
+    }
+    return answer.members;
+  }
+
+  /** Add `userId` to a group conversation; resolves with the members. */
+  async addMember(conversationId, userId) {
+    const path = `/api/conversations/${enc(conversationId)}/members`;
+    return (await this._json("POST", path, { body: { userId } })).members;
+  }
+
+  /** Remove `userId` (this user: leave); resolves with the members left. */
+  async removeMember(conversationId, userId) {
+    const path = `/api/conversations/${enc(conversationId)}/members/${enc(userId)}`;
+    return (await this._json("DELETE", path)).members;
+  }
+}
