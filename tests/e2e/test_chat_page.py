@@ -112,6 +112,12 @@ async def test_two_people_chat_with_typing_indicator_and_read_ticks_in_both_wind
         shot.unlink(missing_ok=True)
         await side_by_side(browser, [alice, bob], shot)
         assert shot.stat().st_size > 10_000
+
+        # Read ticks come from the stored read positions: they survive a reload.
+        await alice.reload()
+        await alice.locator(".conversation", has_text="bob").click()
+        reloaded = alice.locator(".msg.mine", has_text="lunch at noon").locator(".ticks")
+        await expect(reloaded).to_have_text("✓✓", timeout=WAIT)
         assert errors == []
 
 

@@ -162,6 +162,8 @@ async def test_read_receipts_reach_other_members_and_the_readers_devices_and_unr
         assert listing["conversations"][0]["unread"] == 1
         assert listing["conversations"][0]["lastReadId"] == sent[1]
     _, alice_listing = await Http(srv, srv.token("alice")).call("GET", "/api/conversations")
+    assert alice_listing["conversations"][0]["readUpTo"] == {"alice": "0", "bob": sent[1]}
+    _, alice_listing = await Http(srv, srv.token("alice")).call("GET", "/api/conversations")
     assert alice_listing["conversations"][0]["unread"] == 0  # her own messages are not unread
     for client in (alice, bob_phone, bob_laptop, bob_tablet):
         await client.close()

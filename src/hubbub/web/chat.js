@@ -44,6 +44,10 @@ const anyoneOnline = (c) => others(c).some((m) => state.chat.isOnline(m));
 function remember(c) {
   const known = state.conversations.get(c.conversationId);
   state.conversations.set(c.conversationId, { unread: 0, lastMessage: null, ...known, ...c });
+  // How far each member has read, as stored: read ticks survive a reload.
+  for (const [userId, messageId] of Object.entries(c.readUpTo ?? {})) {
+    onRead({ conversationId: c.conversationId, userId, messageId });
+  }
 }
 
 function renderList() {

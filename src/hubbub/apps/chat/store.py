@@ -213,7 +213,8 @@ class ChatStore:
                     "conversationId": row["id"],
                     "kind": row["kind"],
                     "title": row["title"],
-                    "members": roster.get(row["id"], []),
+                    "members": list(roster.get(row["id"], {})),
+                    "readUpTo": roster.get(row["id"], {}),
                     "unread": unread.get(row["id"], 0),
                     "lastReadId": str(row["last_read_id"]),
                     "lastMessage": message_body(latest) if latest is not None else None,
@@ -223,15 +224,16 @@ class ChatStore:
         listed.sort(key=_activity, reverse=True)
         return listed
 
-    async def _members_of(self, conn: AsyncConnection, ids: list[str]) -> dict[str, list[str]]:
+    async def _members_of(self, conn: AsyncConnection, ids: list[str]) -> dict[str, dict[str, str]]:
+        """Each conversation's members, in order, with the id each has read up to."""
         rows = await conn.execute(
-            sa.select(members.c.conversation_id, members.c.user_id)
+            sa.select(members.c.conversation_id, members.c.user_id, members.c.last_read_id)
             .where(members.c.conversation_id.in_(ids))
             .order_by(members.c.user_id)
         )
-        roster: dict[str, list[str]] = {}
-        for conversation_id, member in rows:
-            roster.setdefault(conversation_id, []).append(member)
+        roster: dict[str, dict[str, str]] = {}
+        for conversation_id, member, read in rows:
+            roster.setdefault(conversation_id, {})[member] = str(read)
         return roster
 
     async def _last_messages(self, conn: AsyncConnection, ids: list[str]) -> dict[str, RowMapping]:
