@@ -256,3 +256,22 @@ async def test_concurrent_senders_each_get_one_message_per_client_id(srv: Runnin
     assert len(page["messages"]) == 1
     for c in ivys:
         await c.close()
+
+
+async def test_an_offline_member_finds_the_message_in_their_notifications(
+    srv: RunningServer,
+) -> None:
+    cid = await conversation(srv, "alice", "olga", title="while you were out")
+    alice = await connect(srv, "alice")
+    answer = await alice.request("chat.send_message", send_payload(cid, "o1", "call me back"))
+    # The notice is handed over after the acknowledgement, within the same handler; a
+    # connection's frames are handled in order, so once `pong` is back it is stored.
+    assert (await alice.request("ping"))["type"] == "pong"
+    status, body = await Http(srv, srv.token("olga")).call("GET", "/api/notifications")
+    assert status == 200, body
+    [notice] = body["notifications"]
+    assert notice["type"] == "chat.message" and notice["body"] == "call me back"
+    assert notice["data"]["serverMessageId"] == answer["payload"]["serverMessageId"]
+    status, body = await Http(srv, srv.token("alice")).call("GET", "/api/notifications")
+    assert body["notifications"] == []  # the sender, online, gets no notification
+    await alice.close()
