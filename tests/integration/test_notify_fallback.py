@@ -219,3 +219,29 @@ async def test_an_unreachable_push_service_is_a_recorded_failure(world: World) -
     [attempt] = (await world.fallback(nid))["attempts"]
     assert attempt["outcome"] == "failed" and "unreachable" in attempt["detail"]
     await wait_until(lambda: world.service.fallback.planned == 0)
+
+
+async def test_a_fallback_left_pending_by_a_node_that_died_is_taken_over(world: World) -> None:
+    await world.subscribe("alice", "alice-phone")
+    now = world.clock.time_ms()
+    # What a node that stored a notification and died before its fallback leaves behind.
+    row, _ = await world.service.repo.insert(
+        {
+            "user_id": "alice",
+            "type": "ops.orphan",
+            "priority": "high",
+            "title": "left behind",
+            "body": "",
+            "data": {},
+            "created_at": now,
+            "live": True,
+            "fallback": "pending",
+            "fallback_due": now,
+            "dedupe_key": None,
+        }
+    )
+    assert world.service.fallback.planned == 0  # no timer on this node
+    await world.elapse()
+    pushed = await world.push.next()
+    assert pushed.message["title"] == "left behind" and pushed.headers["Urgency"] == "high"
+    assert (await world.fallback(str(row["id"])))["fallback"] == "done"

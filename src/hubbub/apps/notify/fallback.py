@@ -9,8 +9,10 @@ node plans it again). When it falls due, one node claims it and decides:
   above, push on) and email (critical, email on, an address set).
 
 Every attempt and its outcome goes in `notify_attempts`. Delivery is at most once:
-a node that dies while trying leaves the fallback `running`, not retried.
-Timers run on the hub's injected clock.
+a node that dies while trying leaves the fallback `running`, not retried. A node
+that dies before one falls due leaves it `pending`: every node sweeps the store
+once per delay for such overdue fallbacks and takes them over. Timers run on the
+hub's injected clock.
 """
 
 from __future__ import annotations
@@ -30,9 +32,11 @@ from hubbub.clock import TimerHandle
 
 if TYPE_CHECKING:
     from hubbub.apps.notify.service import NotificationService
+    from hubbub.core.hub import Hub
 
 log = logging.getLogger("hubbub.notify")
 MAX_PUSH_PAYLOAD = 3800  # what is left of the 4,096-byte push record after encryption
+SWEEP_GRACE = 5.0  # seconds overdue before another node's pending fallback is taken over
 STOP_GRACE = 5.0  # seconds a stopping hub waits for a fallback under way
 URGENCY = {"low": "low", "normal": "normal", "high": "high", "critical": "high"}
 
@@ -43,12 +47,13 @@ class FallbackScheduler:
     def __init__(self, service: NotificationService) -> None:
         self.service = service
         self._timers: dict[int, TimerHandle] = {}
+        self._sweeper: TimerHandle | None = None
         self._busy = 0
         self._idle = asyncio.Event()
         self._idle.set()
 
     @property
-    def hub(self) -> Any:
+    def hub(self) -> Hub:
         return self.service.hub
 
     # -- timers -----------------------------------------------------------------------
@@ -56,11 +61,24 @@ class FallbackScheduler:
     def start(self) -> None:
         """On hub start: plan again every fallback still pending in the store."""
         self._launch(self._restore)
+        self._schedule_sweep()
 
     def stop(self) -> None:
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+
+    def _schedule_sweep(self) -> None:
+        def sweep() -> None:
+            if self.hub.started:
+                self._launch(self._sweep)
+                self._schedule_sweep()
+
+        interval = max(self.hub.settings.notify_fallback_delay, 1.0)
+        self._sweeper = self.hub.clock.call_later(interval, sweep)
 
     def schedule(self, notification_id: int, delay: float) -> None:
         """Decide `notification_id`'s fallback `delay` seconds from now."""
@@ -121,6 +139,12 @@ class FallbackScheduler:
         now = self.hub.clock.time_ms()
         for notification_id, due in await self.service.repo.pending_fallbacks():
             self.schedule(notification_id, (due - now) / 1000)
+
+    async def _sweep(self) -> None:
+        overdue = self.hub.clock.time_ms() - int(SWEEP_GRACE * 1000)
+        for notification_id, due in await self.service.repo.pending_fallbacks():
+            if due <= overdue and notification_id not in self._timers:
+                await self.run(notification_id)
 
     # -- deciding ---------------------------------------------------------------------
 
