@@ -225,7 +225,7 @@ async def test_a_fallback_left_pending_by_a_node_that_died_is_taken_over(world: 
     await world.subscribe("alice", "alice-phone")
     now = world.clock.time_ms()
     # What a node that stored a notification and died before its fallback leaves behind.
-    row, _ = await world.service.repo.insert(
+    row, _, _ = await world.service.repo.insert(
         {
             "user_id": "alice",
             "type": "ops.orphan",

@@ -77,7 +77,7 @@ def row(user: str, n: int = 0, **fields: Any) -> dict[str, Any]:
 
 
 async def add(repo: NotificationRepository, user: str, n: int = 0, **fields: Any) -> int:
-    made, created = await repo.insert(row(user, n, **fields))
+    made, created, _ = await repo.insert(row(user, n, **fields))
     assert created
     return int(made["id"])
 
@@ -160,8 +160,8 @@ async def test_a_repeated_dedupe_key_stores_one_notification(repo: NotificationR
     results = await asyncio.gather(
         *(repo.insert(row("alice", n, dedupe_key="order-7")) for n in range(5))
     )
-    assert sum(created for _, created in results) == 1
-    assert len({r["id"] for r, _ in results}) == 1
+    assert sum(created for _, created, _ in results) == 1
+    assert len({r["id"] for r, _, _ in results}) == 1
     assert await repo.unread_count("alice") == 1
 
 

@@ -33,20 +33,19 @@ class NotificationRepository:
 
     # -- notifications ----------------------------------------------------------------
 
-    async def insert(self, values: dict[str, Any]) -> tuple[RowMapping, bool]:
-        """Store one notification; with a `dedupe_key`, a repeat returns the first one."""
+    async def insert(self, values: dict[str, Any]) -> tuple[RowMapping, bool, int]:
+        """Store one notification; with a `dedupe_key`, a repeat returns the first one.
+        Returns the stored row, whether this call made it, and the user's unread count."""
         async with self.store.begin() as conn:
             if values.get("dedupe_key") is not None:
                 inserted = await self.store.insert_idempotent(
                     notifications, values, key=("user_id", "dedupe_key"), conn=conn
                 )
-                return inserted.row, inserted.created
-            row = (
-                (await conn.execute(sa.insert(notifications).values(values).returning(*N)))
-                .mappings()
-                .one()
-            )
-            return row, True
+                row, created = inserted.row, inserted.created
+            else:
+                query = sa.insert(notifications).values(values).returning(*N)
+                row, created = (await conn.execute(query)).mappings().one(), True
+            return row, created, await self._count(conn, values["user_id"])
 
     async def get(self, user_id: str | None, notification_id: int) -> RowMapping:
         """One notification; of `user_id` only, unless None. NotFound otherwise."""

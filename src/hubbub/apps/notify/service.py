@@ -121,12 +121,12 @@ class NotificationService:
             "dedupe_key": dedupe_key,
         }
         async with self._serialized(notice.user_id):
-            row, created = await self.repo.insert(values)
+            row, created, unread = await self.repo.insert(values)
             if not created:
                 return to_wire(row)
             if not held:
                 await self.hub.send_to_user(notice.user_id, "notification", to_wire(row))
-            await self._send_count(notice.user_id)
+            await self._send_count(notice.user_id, unread)
         if fallback:
             self.fallback.schedule(row["id"], delay)
         return to_wire(row)
