@@ -69,11 +69,12 @@ async def test_a_delivered_message_survives_sigkill_on_postgresql(tmp_path: Path
 @pytest.mark.service
 async def test_members_on_different_nodes_chat_through_redis_and_postgresql() -> None:
     async with fresh_database() as url, cluster(REDIS_URL, count=2, database_url=url) as nodes:
-        made = await _api(nodes[0], "POST", "/api/conversations", {"members": ["ann", "bob"]})
-        cid = made["conversationId"]
+        body = {"members": ["ann", "bob", "cid", "dee"], "title": "spread"}
+        cid = (await _api(nodes[0], "POST", "/api/conversations", body))["conversationId"]
         ann = await WsClient.connect(nodes[0].url, token("ann"))
         bob_phone = await WsClient.connect(nodes[1].url, token("bob"))
         bob_laptop = await WsClient.connect(nodes[0].url, token("bob"))
+        cid_only_elsewhere = await WsClient.connect(nodes[1].url, token("cid"))
         try:
             for n in range(3):
                 payload = {"conversationId": cid, "clientMessageId": f"x{n}", "content": f"hi {n}"}
@@ -90,5 +91,12 @@ async def test_members_on_different_nodes_chat_through_redis_and_postgresql() ->
             assert receipt["payload"]["userId"] == "bob"
             count = await bob_laptop.expect("chat.unread_count")
             assert count["payload"]["unread"] == 0
+            # Only dee, connected nowhere, is handed to notifications; cid, connected to
+            # the other node only, is online as far as node 1 can tell.
+            assert (await ann.request("ping"))["type"] == "pong"
+            for user, wanted in (("dee", 3), ("cid", 0), ("bob", 0)):
+                listed = await _api(nodes[0], "GET", f"/api/notifications?userId={user}")
+                assert len(listed["notifications"]) == wanted, (user, listed)
         finally:
-            await asyncio.gather(*(c.close() for c in (ann, bob_phone, bob_laptop)))
+            clients = (ann, bob_phone, bob_laptop, cid_only_elsewhere)
+            await asyncio.gather(*(c.close() for c in clients))

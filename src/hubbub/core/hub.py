@@ -614,6 +614,8 @@ class Hub:
         """Whether `user_id` has a live connection on any node of the cluster."""
         if self.users.get(user_id):
             return True
+        if not self.broker.shared:
+            return False
         return await self.broker.presence_has_user(user_channel(user_id), user_id)
 
     async def notify(self, notice: Notice) -> None:
@@ -626,7 +628,10 @@ class Hub:
             log.exception("notifier failed for %s", notice.type)
 
     async def _record_connection(self, session: Session) -> None:
-        # Kept in the broker so that `is_online` sees connections on every node.
+        # Kept in a shared broker so that `is_online` sees connections on every node;
+        # alone, `self.users` already knows.
+        if not self.broker.shared:
+            return
         info = PresenceInfo(user_id=session.user_id, connection_id=session.id, status="online")
         try:
             await self.broker.presence_add(user_channel(session.user_id), info)
@@ -634,6 +639,8 @@ class Hub:
             log.warning("could not record %s's connection in the broker", session.user_id)
 
     async def _forget_connection(self, user_id: str, connection_id: str) -> None:
+        if not self.broker.shared:
+            return
         try:
             await self.broker.presence_remove(user_channel(user_id), user_id, connection_id)
         except Exception:  # the broker is gone: its own expiry forgets the connection

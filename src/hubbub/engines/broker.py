@@ -110,7 +110,12 @@ class Broker(Protocol):
     - A channel's `epoch` changes whenever its history was lost, so a client
       holding an old epoch is told it cannot recover.
     - History keeps at most `size` events and none older than `ttl` seconds.
+
+    `shared` is True when other nodes may use the same broker (Redis): then what
+    one node records, such as presence, is seen by all of them.
     """
+
+    shared: bool
 
     def set_sink(
         self,

@@ -42,6 +42,8 @@ class MemoryBroker:
     """A `Broker` held in this process's memory. Publish is synchronous inside the loop,
     so `seq` assignment, history append and delivery to the sink are atomic."""
 
+    shared = False  # one process: nobody else sees its state
+
     def __init__(self, clock: Clock | None = None) -> None:
         self._clock = clock or SystemClock()
         self._sink: PublicationSink = lambda pub: None

@@ -58,6 +58,8 @@ def _epoch() -> str:
 class RedisBroker:
     """A `Broker` over a real Redis (7 or newer, for sharded pub/sub)."""
 
+    shared = True
+
     def __init__(
         self,
         url: str = "redis://127.0.0.1:6379/0",
