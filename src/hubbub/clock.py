@@ -27,7 +27,7 @@ class Clock(Protocol):
         """Wall-clock milliseconds since the epoch (the `ts` of envelopes)."""
         ...
 
-    def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
+    def call_later(self, delay: float, callback: Callable[[], object]) -> TimerHandle:
         """Run `callback` once, `delay` seconds from now."""
         ...
 
@@ -41,7 +41,7 @@ class SystemClock:
     def time_ms(self) -> int:
         return time.time_ns() // 1_000_000
 
-    def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
+    def call_later(self, delay: float, callback: Callable[[], object]) -> TimerHandle:
         return asyncio.get_running_loop().call_later(max(0.0, delay), callback)
 
 
@@ -61,7 +61,7 @@ class ManualClock:
     def __init__(self, start: float = 1000.0, wall_ms: int = 1_764_070_000_000) -> None:
         self._now = start
         self._wall_offset_ms = wall_ms - int(start * 1000)
-        self._timers: list[tuple[float, int, _ManualTimer, Callable[[], None]]] = []
+        self._timers: list[tuple[float, int, _ManualTimer, Callable[[], object]]] = []
         self._counter = itertools.count()
 
     def monotonic(self) -> float:
@@ -70,7 +70,7 @@ class ManualClock:
     def time_ms(self) -> int:
         return int(self._now * 1000) + self._wall_offset_ms
 
-    def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
+    def call_later(self, delay: float, callback: Callable[[], object]) -> TimerHandle:
         timer = _ManualTimer()
         heapq.heappush(
             self._timers, (self._now + max(0.0, delay), next(self._counter), timer, callback)

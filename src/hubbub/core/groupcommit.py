@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -44,14 +44,20 @@ class GroupCommit(Generic[T, R]):
     """Runs `write(batch)` for queued items, one batch at a time."""
 
     def __init__(
-        self, write: Callable[[list[Pending[T, R]]], Awaitable[None]], *, max_batch: int = 256
+        self,
+        write: Callable[[list[Pending[T, R]]], Awaitable[None]],
+        *,
+        max_batch: int = 256,
+        spawn: Callable[[Coroutine[Any, Any, None]], asyncio.Future[None]] = asyncio.ensure_future,
     ) -> None:
+        """`spawn` starts the writer task (`Hub.spawn`, so the hub waits for it on stop)."""
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self._write = write
+        self._spawn = spawn
         self._max_batch = max_batch
         self._queue: deque[Pending[T, R]] = deque()
-        self._writer: asyncio.Task[None] | None = None
+        self._writer: asyncio.Future[None] | None = None
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -61,7 +67,7 @@ class GroupCommit(Generic[T, R]):
         pending: Pending[T, R] = Pending(item, asyncio.get_running_loop().create_future())
         self._queue.append(pending)
         if self._writer is None or self._writer.done():
-            self._writer = asyncio.ensure_future(self._drain())
+            self._writer = self._spawn(self._drain())
         return await pending.future
 
     async def _drain(self) -> None:

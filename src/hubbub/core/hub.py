@@ -42,6 +42,7 @@ from hubbub.protocol.codes import CloseCode
 
 log = logging.getLogger("hubbub")
 P = TypeVar("P")
+T = TypeVar("T")
 
 PROTOCOL_VERSION = 1
 
@@ -170,11 +171,16 @@ class Hub:
             await self.store.close()
             self.store = None
 
-    def spawn(self, coro: Awaitable[Any]) -> None:
-        """Run `coro` in the background, kept alive until it ends."""
+    def spawn(self, coro: Awaitable[T]) -> asyncio.Future[T]:
+        """Run `coro` in the background, kept alive until it ends; returns its task.
+
+        When the hub stops, tasks still running are cancelled and awaited before the
+        broker and the store close, so none is left holding a connection.
+        """
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     # -- registration (the API apps build on) ----------------------------------
 

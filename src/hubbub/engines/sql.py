@@ -17,6 +17,7 @@ they differ are handled here and nowhere else (docs/decisions/storage.md):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import json
@@ -210,6 +211,25 @@ class SqlStore:
     @asynccontextmanager
     async def _transaction(self, options: dict[str, Any]) -> AsyncIterator[AsyncConnection]:
         conn = self._engine.connect()
+        # Opening runs to its end even if the caller is cancelled meanwhile (the hub
+        # stopping): a driver connection cut off half way would never be closed.
+        opening = asyncio.ensure_future(self._open(conn, options))
+        try:
+            await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            if not opening.done():
+                with contextlib.suppress(BaseException):
+                    await opening
+            if conn.sync_connection is not None:
+                await asyncio.shield(conn.close())
+            raise
+        try:
+            yield conn
+            await conn.commit()
+        finally:
+            await asyncio.shield(conn.close())  # rolls back what was not committed
+
+    async def _open(self, conn: AsyncConnection, options: dict[str, Any]) -> None:
         try:
             await conn.start()
             await conn.execution_options(**options)
@@ -220,11 +240,6 @@ class SqlStore:
             if isinstance(exc, _UNREACHABLE):
                 raise Unavailable("the database is unavailable") from exc
             raise
-        try:
-            yield conn
-            await conn.commit()
-        finally:
-            await asyncio.shield(conn.close())  # rolls back what was not committed
 
     @asynccontextmanager
     async def _using(self, conn: AsyncConnection | None) -> AsyncIterator[AsyncConnection]:

@@ -89,14 +89,14 @@ class ChatApp:
         self.files = files
         self.typing = TypingTracker(hub.clock, self._announce_typing)
         self._db: ChatStore | None = None
-        self._announcing: set[asyncio.Task[None]] = set()
+        self._announcing: set[asyncio.Future[None]] = set()
 
     @property
     def db(self) -> ChatStore:
         if self._db is None:
             if self.hub.store is None:
                 raise Unavailable("chat needs the store; the hub has not started")
-            self._db = ChatStore(self.hub.store)
+            self._db = ChatStore(self.hub.store, self.hub.spawn)
         return self._db
 
     # -- the Python API ------------------------------------------------------------
@@ -220,7 +220,7 @@ class ChatApp:
     # -- typing --------------------------------------------------------------------
 
     def _announce_typing(self, conversation_id: str, user_id: str, is_typing: bool) -> None:
-        task = asyncio.ensure_future(self._tell_typing(conversation_id, user_id, is_typing))
+        task = self.hub.spawn(self._tell_typing(conversation_id, user_id, is_typing))
         self._announcing.add(task)
         task.add_done_callback(self._announcing.discard)
 

@@ -7,9 +7,10 @@ a message id, so pages stay put while new messages arrive.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,9 +76,16 @@ def search_words(query: str) -> list[str]:
 class ChatStore:
     """The chat tables on a `Store`."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(
+        self,
+        store: Store,
+        spawn: Callable[[Coroutine[Any, Any, None]], asyncio.Future[None]] = asyncio.ensure_future,
+    ) -> None:
+        """`spawn` starts background writers (pass `Hub.spawn`, which waits for them on stop)."""
         self.store = store
-        self._writes: GroupCommit[_NewMessage, _Stored] = GroupCommit(self._store_batch)
+        self._writes: GroupCommit[_NewMessage, _Stored] = GroupCommit(
+            self._store_batch, spawn=spawn
+        )
 
     # -- conversations -------------------------------------------------------------
 
