@@ -98,4 +98,3 @@ async def yclient(
         finally:
             await ws.close()
             client._reader.cancel()
-
