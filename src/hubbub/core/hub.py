@@ -119,6 +119,8 @@ class Hub:
         self.store: Store | None = None
         self._store_opener = store_opener
         self.notifier: Notifier | None = None
+        self._busy = 0  # frames (and token connects) being handled right now
+        self._idle: asyncio.Event | None = None
         self.apps: dict[str, Any] = {}
         """The apps installed on this hub, by name (each app's `install` adds itself)."""
         self._migrations: list[tuple[str, str]] = []
@@ -159,6 +161,7 @@ class Hub:
         self.sockets.close_all(code, reason)
         for session in list(self.sessions.values()):
             await self.disconnect(session)
+        await self._handlers_done()
         await self.presence.close()
         tasks = list(self._tasks)
         for task in tasks:
@@ -170,6 +173,20 @@ class Hub:
         if self.store is not None and self._store_opener is not None:
             await self.store.close()
             self.store = None
+
+    async def _handlers_done(self, timeout: float = 5.0) -> None:
+        """Wait (a bounded time) for frames still being handled: they may be inside the
+        store or the broker, which close next."""
+        if not self._busy:
+            return
+        self._idle = asyncio.Event()
+        try:
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()
+        except TimeoutError:
+            log.warning("%d frames still in their handlers at shutdown", self._busy)
+        finally:
+            self._idle = None
 
     def spawn(self, coro: Awaitable[T]) -> asyncio.Future[T]:
         """Run `coro` in the background, kept alive until it ends; returns its task.
@@ -274,11 +291,16 @@ class Hub:
         self.metrics.connections.inc()
         self.metrics.connections_total.inc()
         if token is not None:
+            self._busy += 1
             try:
                 await self._authenticate(session, token, None)
             except Exception:
                 log.exception("opening a connection failed")
                 self.close_session(session, CloseCode.INTERNAL_ERROR, "internal error")
+            finally:
+                self._busy -= 1
+                if not self._busy and self._idle is not None:
+                    self._idle.set()
         else:
             session.set_timer(
                 "auth",
@@ -390,6 +412,15 @@ class Hub:
         """Handle one frame from a client. Bad input gets an error frame, never an exception."""
         if session.closed:
             return
+        self._busy += 1
+        try:
+            await self._receive(session, data)
+        finally:
+            self._busy -= 1
+            if not self._busy and self._idle is not None:
+                self._idle.set()
+
+    async def _receive(self, session: Session, data: bytes | str) -> None:
         session.last_seen = self.clock.monotonic()
         metrics = self.metrics
         metrics.frames_in += 1
