@@ -195,3 +195,19 @@ async def test_one_direct_conversation_per_pair_even_when_made_at_once(db: ChatS
     assert len({cid for cid, _ in made}) == 1
     assert sorted(created for _, created in made) == [False] * 4 + [True]
     assert await db.member_ids(made[0][0]) == ["ann", "ben"]
+
+
+async def test_watchers_asked_at_once_for_many_users_are_each_right(db: ChatStore) -> None:
+    await db.create_conversation("ann", ["ann", "ben"], None, NOW)
+    await db.create_conversation("ann", ["ann", "cat", "dan"], "group", NOW)
+    await db.create_conversation("eve", ["eve", "ben"], "other", NOW)
+    users = ["ann", "ben", "cat", "dan", "eve", "zed"]
+    found = await asyncio.gather(*(db.shared_with(u) for u in users))
+    assert dict(zip(users, found, strict=True)) == {
+        "ann": {"ben", "cat", "dan"},
+        "ben": {"ann", "eve"},
+        "cat": {"ann", "dan"},
+        "dan": {"ann", "cat"},
+        "eve": {"ben"},
+        "zed": set(),
+    }

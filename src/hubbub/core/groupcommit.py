@@ -1,5 +1,7 @@
 """Group commit: writes that arrive while one transaction runs share the next one.
 
+(The same batching serves reads asked many times at once, one query for a batch.)
+
 A durable write costs a transaction, and on SQLite transactions run one at a time.
 `GroupCommit` queues each write with a future, and a single writer drains the queue
 in batches of up to `max_batch`: one transaction stores a whole batch, then every

@@ -86,6 +86,9 @@ class ChatStore:
         self._writes: GroupCommit[_NewMessage, _Stored] = GroupCommit(
             self._store_batch, spawn=spawn
         )
+        self._watchers: GroupCommit[str, set[str]] = GroupCommit(
+            self._shared_with_batch, spawn=spawn, max_batch=500
+        )
 
     # -- conversations -------------------------------------------------------------
 
@@ -186,11 +189,28 @@ class ChatStore:
             return bool(result.rowcount)
 
     async def shared_with(self, user_id: str) -> set[str]:
-        """Every user who shares a conversation with `user_id` (the user's watchers)."""
-        mine = sa.select(members.c.conversation_id).where(members.c.user_id == user_id)
-        query = sa.select(members.c.user_id).where(members.c.conversation_id.in_(mine)).distinct()
+        """Every user who shares a conversation with `user_id` (the user's watchers).
+
+        Asked on every first connection and last disconnection of a user, so the
+        questions asked at the same moment (a reconnect storm) share one query.
+        """
+        return await self._watchers.submit(user_id)
+
+    async def _shared_with_batch(self, batch: list[Pending[str, set[str]]]) -> None:
+        users = sorted({p.item for p in batch})
+        mine, theirs = members.alias("mine"), members.alias("theirs")
+        query = (
+            sa.select(mine.c.user_id, theirs.c.user_id)
+            .join(theirs, theirs.c.conversation_id == mine.c.conversation_id)
+            .where(mine.c.user_id.in_(users), theirs.c.user_id != mine.c.user_id)
+            .distinct()
+        )
+        found: dict[str, set[str]] = {user: set() for user in users}
         async with self.store.read() as conn:
-            return set((await conn.execute(query)).scalars()) - {user_id}
+            for user, other in await conn.execute(query):
+                found[user].add(other)
+        for pending in batch:
+            pending.done(set(found[pending.item]))
 
     async def conversations_of(self, user_id: str) -> list[dict[str, Any]]:
         """The user's conversations, most recently active first, each with its members,
