@@ -412,55 +412,57 @@ class Hub:
         """Handle one frame from a client. Bad input gets an error frame, never an exception."""
         if session.closed:
             return
-        self._busy += 1
+        self._busy += 1  # `stop` waits for frames in their handlers (one try, no extra call)
         try:
-            await self._receive(session, data)
+            session.last_seen = self.clock.monotonic()
+            metrics = self.metrics
+            metrics.frames_in += 1
+            metrics.bytes_in += len(data)
+            if len(data) > self.settings.max_frame_bytes:
+                self.close_session(session, CloseCode.TOO_LARGE, "frame too large")
+                return
+            if not session.rate.take():
+                self._send_error(session, RateLimited("too many frames; slow down"), None)
+                if session.rate_strikes.hit():
+                    self.close_session(session, CloseCode.RATE_LIMITED, "rate limited")
+                return
+            codec = session.codec
+            if isinstance(data, bytes) != codec.binary:
+                kind = "binary" if isinstance(data, bytes) else "text"
+                self._bad_frame(
+                    session, BadRequest(f"{kind} frame on a {codec.name} connection"), None
+                )
+                return
+            try:
+                inbound = codec.decode_inbound(data)
+            except BadRequest as exc:
+                self._bad_frame(session, exc, exc.re)
+                return
+            if session.identity is None:
+                await self._receive_unauthenticated(
+                    session, inbound.type, inbound.id, inbound.payload
+                )
+                return
+            entry = self._handlers.get(inbound.type)
+            if entry is None:
+                self._send_error(session, UnknownType(f"unknown type {inbound.type!r}"), inbound.id)
+                return
+            payload_type, handler = entry
+            try:
+                payload = codec.decode_payload(inbound.payload, payload_type)
+                await handler(Request(self, session, inbound.id, inbound.type), payload)
+            except BadRequest as exc:
+                self._bad_frame(session, exc, inbound.id)
+            except HubbubError as exc:
+                self._send_error(session, exc, inbound.id)
+            except Exception:
+                log.exception("handler of %s failed", inbound.type)
+                self._send_error(session, HubbubError("internal error"), inbound.id)
+
         finally:
             self._busy -= 1
             if not self._busy and self._idle is not None:
                 self._idle.set()
-
-    async def _receive(self, session: Session, data: bytes | str) -> None:
-        session.last_seen = self.clock.monotonic()
-        metrics = self.metrics
-        metrics.frames_in += 1
-        metrics.bytes_in += len(data)
-        if len(data) > self.settings.max_frame_bytes:
-            self.close_session(session, CloseCode.TOO_LARGE, "frame too large")
-            return
-        if not session.rate.take():
-            self._send_error(session, RateLimited("too many frames; slow down"), None)
-            if session.rate_strikes.hit():
-                self.close_session(session, CloseCode.RATE_LIMITED, "rate limited")
-            return
-        codec = session.codec
-        if isinstance(data, bytes) != codec.binary:
-            kind = "binary" if isinstance(data, bytes) else "text"
-            self._bad_frame(session, BadRequest(f"{kind} frame on a {codec.name} connection"), None)
-            return
-        try:
-            inbound = codec.decode_inbound(data)
-        except BadRequest as exc:
-            self._bad_frame(session, exc, exc.re)
-            return
-        if session.identity is None:
-            await self._receive_unauthenticated(session, inbound.type, inbound.id, inbound.payload)
-            return
-        entry = self._handlers.get(inbound.type)
-        if entry is None:
-            self._send_error(session, UnknownType(f"unknown type {inbound.type!r}"), inbound.id)
-            return
-        payload_type, handler = entry
-        try:
-            payload = codec.decode_payload(inbound.payload, payload_type)
-            await handler(Request(self, session, inbound.id, inbound.type), payload)
-        except BadRequest as exc:
-            self._bad_frame(session, exc, inbound.id)
-        except HubbubError as exc:
-            self._send_error(session, exc, inbound.id)
-        except Exception:
-            log.exception("handler of %s failed", inbound.type)
-            self._send_error(session, HubbubError("internal error"), inbound.id)
 
     async def _receive_unauthenticated(
         self, session: Session, type: str, id: str | None, raw: Any
