@@ -8,12 +8,10 @@ of one clientMessageId store one message.
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -22,31 +20,16 @@ from alembic.runtime.migration import MigrationContext
 from hubbub.apps.chat import MIGRATIONS
 from hubbub.apps.chat.store import ChatStore, search_words
 from hubbub.apps.chat.tables import attachments, conversations, members, messages
-from hubbub.engines.sql import SqlStore, open_store
-from tests.services import DATABASE_URL
+from hubbub.engines.sql import SqlStore
+from tests.pgdb import app_store
 
 NOW = 1_764_070_000_000
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.service)])
 async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ChatStore]:
-    schema = None
-    url = None
-    if request.param == "postgresql":
-        url, schema = DATABASE_URL, f"hubbub_chat_{secrets.token_hex(6)}"
-    store = await open_store(url, tmp_path, schema=schema)
-    try:
-        store.add_migrations("chat", MIGRATIONS)
-        await store.upgrade()
+    async with app_store(request.param, tmp_path, "chat", MIGRATIONS) as store:
         yield ChatStore(store)
-    finally:
-        await store.close()
-        if schema is not None:
-            conn = await asyncpg.connect(DATABASE_URL, timeout=5)
-            try:
-                await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-            finally:
-                await conn.close()
 
 
 async def _send(db: ChatStore, cid: str, sender: str, content: str, n: int = 0) -> dict[str, Any]:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -19,10 +17,9 @@ from hubbub.apps.notify.migrations import LOCATION
 from hubbub.apps.notify.model import ListQuery, attempts, notifications, push_subscriptions
 from hubbub.apps.notify.providers import PushSubscription
 from hubbub.apps.notify.repository import NotificationRepository
-from hubbub.engines.sql import SqlStore, open_store
+from hubbub.engines.sql import SqlStore
 from hubbub.errors import NotFound
-from tests.pgdb import fresh_database
-from tests.services import DATABASE_URL
+from tests.pgdb import app_store, fresh_database
 
 NOW = 1_764_070_000_000
 
@@ -41,22 +38,8 @@ async def postgres_schema(database: str, tmp_path: Path) -> AsyncIterator[str]:
 async def repo(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[NotificationRepository]:
-    url = schema = None
-    if request.param == "postgresql":
-        url, schema = DATABASE_URL, f"hubbub_notify_{secrets.token_hex(6)}"
-    store = await open_store(url, tmp_path, schema=schema)
-    try:
-        store.add_migrations("notify", LOCATION)
-        await store.upgrade()
+    async with app_store(request.param, tmp_path, "notify", LOCATION) as store:
         yield NotificationRepository(store)
-    finally:
-        await store.close()
-        if schema is not None:
-            conn = await asyncpg.connect(DATABASE_URL, timeout=5)
-            try:
-                await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-            finally:
-                await conn.close()
 
 
 def row(user: str, n: int = 0, **fields: Any) -> dict[str, Any]:
