@@ -21,9 +21,7 @@ import asyncio
 import json
 import os
 import secrets
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,25 +29,12 @@ import time
 from typing import Any
 
 import aiohttp
-import jwt
+from common import API_KEY, POSTGRES, SECRET, free_port, pin_apart, token, use_uvloop, wait_http
 
-SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
-API_KEY = "bench-api-key"
-POSTGRES = os.environ.get("HUBBUB_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 SIZES = {
     "tiny": {"conversations": 2, "members": 3, "messages": 60, "window": 2},
     "medium": {"conversations": 20, "members": 5, "messages": 4000, "window": 4},
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def token(user: str) -> str:
-    return jwt.encode({"sub": user, "exp": int(time.time()) + 3600}, SECRET, "HS256")
 
 
 def pinned(cmd: list[str], cpu: str | None) -> list[str]:
@@ -58,19 +43,6 @@ def pinned(cmd: list[str], cpu: str | None) -> list[str]:
 
 def start_server(args: list[str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(args, start_new_session=True, stdout=subprocess.DEVNULL)
-
-
-async def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    async with aiohttp.ClientSession() as http, asyncio.timeout(timeout):
-        while True:
-            assert proc.poll() is None, "the server exited"
-            try:
-                async with http.get(url) as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
 
 
 async def postgres_database() -> tuple[str, str]:
@@ -108,7 +80,7 @@ async def run(database: str, p: dict[str, int], cpu: str | None, workdir: str) -
         args += ["--database-url", url]
     proc = start_server(pinned(args, cpu))
     try:
-        await wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
+        await wait_http(f"http://127.0.0.1:{port}/readyz", alive=lambda: proc.poll() is None)
         result = await measure(port, p)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -206,16 +178,8 @@ def main() -> None:
     args = parser.parse_args()
     p = dict(SIZES[args.size])
     p.update({k: v for k in p if (v := getattr(args, k)) is not None})
-    cpu = None
-    if not args.no_pin and (os.cpu_count() or 1) >= 2 and shutil.which("taskset"):
-        cpu = "0"
-        os.sched_setaffinity(0, {1})
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
+    cpu = None if args.no_pin else pin_apart()
+    use_uvloop()
     results = []
     for database in args.database.split(","):
         with tempfile.TemporaryDirectory(prefix="hubbub-bench-chat-") as workdir:

@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,33 +26,8 @@ import time
 from typing import Any
 
 import aiohttp
-import jwt
 import redis.asyncio as aioredis
-
-SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
-API_KEY = "bench-api-key"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def token(user: str) -> str:
-    return jwt.encode({"sub": user, "exp": int(time.time()) + 3600}, SECRET, "HS256")
-
-
-async def wait_http(url: str, timeout: float = 20.0) -> None:
-    async with aiohttp.ClientSession() as http, asyncio.timeout(timeout):
-        while True:
-            try:
-                async with http.get(url) as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
+from common import API_KEY, SECRET, free_port, token, use_uvloop, wait_http
 
 
 async def redis_counts(url: str) -> tuple[int, int]:
@@ -194,12 +168,7 @@ def main() -> None:
     parser.add_argument("--out")
     args = parser.parse_args()
     assert shutil.which("redis-server"), "redis-server is needed"
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
+    use_uvloop()
     results = []
     for count in (int(n) for n in args.nodes.split(",")):
         with tempfile.TemporaryDirectory(prefix="hubbub-bench-cluster-") as workdir:

@@ -27,7 +27,6 @@ import platform
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,24 +34,10 @@ import time
 from typing import Any
 
 import aiohttp
-import jwt
 import pycrdt
+from common import API_KEY, POSTGRES, SECRET, free_port, token, use_uvloop, wait_http
 
 from hubbub.apps.collab import protocol
-
-SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
-API_KEY = "bench-api-key"
-POSTGRES = os.environ.get("HUBBUB_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def token(user: str) -> str:
-    return jwt.encode({"sub": user, "exp": int(time.time()) + 3600}, SECRET, algorithm="HS256")
 
 
 class Editor:
@@ -117,18 +102,6 @@ def start_server(port: int, data_dir: str, database_url: str | None) -> subproce
     return subprocess.Popen(args, start_new_session=True)
 
 
-async def wait_ready(url: str) -> None:
-    async with aiohttp.ClientSession() as http, asyncio.timeout(30):
-        while True:
-            try:
-                async with http.get(url + "/readyz") as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-
-
 async def run(editors: int, edits: int, port: int) -> dict[str, Any]:
     url = f"ws://127.0.0.1:{port}/collab/bench-{secrets.token_hex(4)}"  # fresh in a shared db
     async with aiohttp.ClientSession() as http:
@@ -185,7 +158,7 @@ async def main() -> dict[str, Any]:
         database_url = POSTGRES if args.database == "postgresql" else None
         server = start_server(port, data_dir, database_url)
         try:
-            await wait_ready(f"http://127.0.0.1:{port}")
+            await wait_http(f"http://127.0.0.1:{port}/readyz")
             result = await run(args.editors, args.edits, port)
         finally:
             os.killpg(server.pid, signal.SIGTERM)
@@ -198,12 +171,7 @@ async def main() -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
+    use_uvloop()
     found = asyncio.run(main())
     if "out" in found:
         with open(found.pop("out"), "w") as f:
