@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import msgspec
@@ -25,7 +25,8 @@ from hubbub.core.presence import PresenceTracker
 from hubbub.core.routes import Router
 from hubbub.core.session import ChannelSubscription, Session
 from hubbub.core.sockets import SocketEndpoints, SocketHandler
-from hubbub.engines.broker import Broker, HistoryOptions, PresenceInfo, Publication
+from hubbub.core.users import UserPresence, Watchers
+from hubbub.engines.broker import Broker, HistoryOptions, Publication
 from hubbub.engines.memory import MemoryBroker
 from hubbub.engines.store import Store
 from hubbub.errors import (
@@ -70,7 +71,6 @@ class Request:
 
 Handler = Callable[[Request, Any], Awaitable[None]]
 SubscribeRule = Callable[[Identity, str], Awaitable[bool]]
-Watchers = Callable[[str], Awaitable[Iterable[str]]]
 Listener = Callable[[Publication], None]
 
 
@@ -108,8 +108,7 @@ class Hub:
         self._handlers: dict[str, tuple[type[Any], Handler]] = {}
         self._subscribe_rules: dict[str, SubscribeRule] = {}
         self._namespaces: dict[str, NamespaceOptions] = {}
-        self._watchers: list[Watchers] = []
-        self._offline: dict[str, Any] = {}
+        self.people = UserPresence(self)
         self._last_ping = self.clock.monotonic()
         self._heartbeat: Any = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -162,6 +161,7 @@ class Hub:
         for session in list(self.sessions.values()):
             await self.disconnect(session)
         await self._handlers_done()
+        self.people.cancel()
         await self.presence.close()
         tasks = list(self._tasks)
         for task in tasks:
@@ -267,7 +267,7 @@ class Hub:
 
     def presence_watchers(self, fn: Watchers) -> Watchers:
         """Register a source of users who hear `presence.user_online/offline` of a user."""
-        self._watchers.append(fn)
+        self.people.add_source(fn)
         return fn
 
     # -- connections ---------------------------------------------------------
@@ -338,11 +338,11 @@ class Hub:
         user = session.user_id
         sessions = self.users.get(user)
         if sessions is not None:
-            await self._forget_connection(user, session.id)
+            await self.people.forget(user, session.id)
             sessions.discard(session)
             if not sessions:
                 del self.users[user]
-                self._user_went_away(user)
+                self.people.went_away(user)
 
     async def _authenticate(self, session: Session, token: str, re: str | None) -> None:
         try:
@@ -374,9 +374,9 @@ class Hub:
         except HubbubError as exc:
             self.close_session(session, CloseCode.RESTARTING, exc.message)
             return
-        await self._record_connection(session)
+        await self.people.record(session)
         if first:
-            await self._user_came_back(session.user_id, session.status)
+            await self.people.came_back(session.user_id, session.status)
 
     def _schedule_expiry(self, session: Session) -> None:
         """One timer per connection: the warning, then (re-armed) the close at expiry."""
@@ -651,11 +651,11 @@ class Hub:
 
     async def is_online(self, user_id: str) -> bool:
         """Whether `user_id` has a live connection on any node of the cluster."""
-        if self.users.get(user_id):
-            return True
-        if not self.broker.shared:
-            return False
-        return await self.broker.presence_has_user(user_channel(user_id), user_id)
+        return await self.people.is_online(user_id)
+
+    async def announce_status(self, user_id: str, status: str) -> None:
+        """Tell the user's watchers that the user is online with `status`."""
+        await self.people.announce(user_id, status)
 
     async def notify(self, notice: Notice) -> None:
         """Hand `notice` to the notifications app, if one is installed (core/notices.py)."""
@@ -665,61 +665,3 @@ class Hub:
             await self.notifier.notify(notice)
         except Exception:  # a notice is never worth failing the action that caused it
             log.exception("notifier failed for %s", notice.type)
-
-    async def _record_connection(self, session: Session) -> None:
-        # Kept in a shared broker so that `is_online` sees connections on every node;
-        # alone, `self.users` already knows.
-        if not self.broker.shared:
-            return
-        info = PresenceInfo(user_id=session.user_id, connection_id=session.id, status="online")
-        try:
-            await self.broker.presence_add(user_channel(session.user_id), info)
-        except Exception:
-            log.warning("could not record %s's connection in the broker", session.user_id)
-
-    async def _forget_connection(self, user_id: str, connection_id: str) -> None:
-        if not self.broker.shared:
-            return
-        try:
-            await self.broker.presence_remove(user_channel(user_id), user_id, connection_id)
-        except Exception:  # the broker is gone: its own expiry forgets the connection
-            log.warning("could not remove %s's connection from the user channel", user_id)
-
-    async def _watchers_of(self, user_id: str) -> set[str]:
-        found: set[str] = set()
-        for source in self._watchers:
-            found.update(await source(user_id))
-        found.discard(user_id)
-        return found
-
-    async def _user_came_back(self, user_id: str, status: str) -> None:
-        pending = self._offline.pop(user_id, None)
-        if pending is not None:
-            pending.cancel()
-            return
-        await self.announce_status(user_id, status)
-
-    async def announce_status(self, user_id: str, status: str) -> None:
-        """Tell the user's watchers that the user is online with `status`."""
-        for watcher in await self._watchers_of(user_id):
-            await self.emit(
-                user_channel(watcher), "presence.user_online", {"userId": user_id, "status": status}
-            )
-
-    def _user_went_away(self, user_id: str) -> None:
-        last_seen = self.clock.time_ms()
-
-        async def offline() -> None:
-            self._offline.pop(user_id, None)
-            if user_id in self.users:
-                return
-            for watcher in await self._watchers_of(user_id):
-                await self.emit(
-                    user_channel(watcher),
-                    "presence.user_offline",
-                    {"userId": user_id, "lastSeen": last_seen},
-                )
-
-        self._offline[user_id] = self.clock.call_later(
-            self.settings.presence_grace, lambda: self.spawn(offline())
-        )
