@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pycrdt
 
 from hubbub.apps import collab
@@ -70,3 +72,22 @@ async def test_a_malformed_message_closes_only_that_connection_with_1008() -> No
             await wait_until(lambda: str(room.doc.get("t", type=pycrdt.Text)) == "still here")
         size = await stored_size(srv.hub.store, "doc")  # type: ignore[arg-type]
         assert size.total_bytes > 0
+
+
+async def test_a_message_over_the_size_limit_closes_only_that_connection_with_1009() -> None:
+    from hubbub.apps.collab.app import MAX_MESSAGE_BYTES
+
+    async with running_server() as srv:
+        async with (
+            yclient(srv.http_url, "big", srv.token("ann")) as ann,
+            yclient(srv.http_url, "big", srv.token("bob")) as bob,
+        ):
+            with contextlib.suppress(ConnectionError):  # the server may reset mid-send
+                await bob.ws.send_bytes(b"\x00\x02" + b"x" * (MAX_MESSAGE_BYTES + 16))
+            # 1009, or no code when the reset came before the close frame was read
+            assert await bob.wait_closed() in (1009, None)
+            assert bob.ws.closed
+            ann.text().insert(0, "unharmed")
+            room = collab.of(srv.hub).rooms.open["big"]
+            await wait_until(lambda: str(room.doc.get("t", type=pycrdt.Text)) == "unharmed")
+            assert "x" * 100 not in str(room.doc.get("t", type=pycrdt.Text))
