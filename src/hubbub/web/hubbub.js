@@ -59,6 +59,30 @@ export class Backoff {
 }
 
 /** What the client knows of one channel: its position and any gap being filled. */
+/** Handlers by event kind, shared by `Client` and `Chat`. */
+class Emitter {
+  constructor() {
+    this._listeners = new Map();
+  }
+
+  /** Call `fn(event)` for each event of `kind`; returns a function that removes it. */
+  on(kind, fn) {
+    if (!this._listeners.has(kind)) this._listeners.set(kind, new Set());
+    this._listeners.get(kind).add(fn);
+    return () => this._listeners.get(kind)?.delete(fn);
+  }
+
+  _emit(kind, event) {
+    for (const fn of this._listeners.get(kind) ?? []) {
+      try {
+        fn(event);
+      } catch (err) {
+        console.error("hubbub handler failed", err);
+      }
+    }
+  }
+}
+
 class ChannelState {
   constructor(name) {
     this.name = name;
@@ -83,8 +107,9 @@ class ChannelState {
  * message}), `servererror` ({code, message, channel}), `frame` ({direction, frame}: every
  * frame as it passes, for consoles).
  */
-export class Client {
+export class Client extends Emitter {
   constructor(url, options = {}) {
+    super();
     this.url = url;
     this.token = options.token ?? null;
     this.backoff = options.backoff ?? new Backoff();
@@ -98,7 +123,6 @@ export class Client {
     this.userId = null;
     this.connectionId = null;
     this.reconnects = 0;
-    this._listeners = new Map();
     this._channels = new Map();
     this._requests = new Map();
     this._offline = [];
@@ -114,22 +138,6 @@ export class Client {
 
   // -- events ---------------------------------------------------------------------------
 
-  /** Call `fn(event)` for each event of `kind`; a channel name gets only its messages. */
-  on(kind, fn) {
-    if (!this._listeners.has(kind)) this._listeners.set(kind, new Set());
-    this._listeners.get(kind).add(fn);
-    return () => this._listeners.get(kind)?.delete(fn);
-  }
-
-  _emit(kind, event) {
-    for (const fn of this._listeners.get(kind) ?? []) {
-      try {
-        fn(event);
-      } catch (err) {
-        console.error("hubbub handler failed", err);
-      }
-    }
-  }
 
   _setState(state) {
     if (this.state === state) return;
@@ -769,13 +777,13 @@ function httpBase(wsUrl) {
  * `user_online`, `user_offline`, and `reset` (the user channel could not be recovered:
  * reload conversations and history).
  */
-export class Chat {
+export class Chat extends Emitter {
   constructor(client, options = {}) {
+    super();
     this.client = client;
     this.httpUrl = options.httpUrl ?? httpBase(client.url);
     this.now = options.now ?? (() => Date.now());
     this._fetch = options.fetch ?? ((url, init) => globalThis.fetch(url, init));
-    this._listeners = new Map();
     this._outbox = new Map(); // clientMessageId -> {payload, promise, resolve, reject, ...}
     this._seen = new Set(); // serverMessageIds already handed out, oldest first
     this._typingSent = new Map(); // conversationId -> when this user's last typing_start went
@@ -802,22 +810,6 @@ export class Chat {
     return x.length - y.length || (x < y ? -1 : x > y ? 1 : 0);
   }
 
-  /** Call `fn(payload)` for each event of `kind`; returns a function that removes it. */
-  on(kind, fn) {
-    if (!this._listeners.has(kind)) this._listeners.set(kind, new Set());
-    this._listeners.get(kind).add(fn);
-    return () => this._listeners.get(kind)?.delete(fn);
-  }
-
-  _emit(kind, payload) {
-    for (const fn of this._listeners.get(kind) ?? []) {
-      try {
-        fn(payload);
-      } catch (err) {
-        console.error("hubbub chat handler failed", err);
-      }
-    }
-  }
 
   /** Stop listening to the client; messages still waiting are rejected with ClientClosed. */
   close() {
