@@ -75,9 +75,9 @@ def register(chat: ChatApp) -> None:
     async def one(request: ApiRequest) -> ApiResponse:
         who, conversation_id = await member(request)
         user = who.user_id if not who.is_server else request.query.get("userId")
-        for conversation in await chat.db.conversations_of(user or ""):
-            if conversation["conversationId"] == conversation_id:
-                return json_response(conversation)
+        found = await chat.db.conversations_of(user or "", only=conversation_id)
+        if found:
+            return json_response(found[0])
         row = await chat.db.conversation(conversation_id)
         assert row is not None  # `member` found it
         return json_response(

@@ -212,21 +212,18 @@ class ChatStore:
         for pending in batch:
             pending.done(set(found[pending.item]))
 
-    async def conversations_of(self, user_id: str) -> list[dict[str, Any]]:
-        """The user's conversations, most recently active first, each with its members,
-        unread count and last message."""
+    async def conversations_of(self, user_id: str, only: str | None = None) -> list[dict[str, Any]]:
+        """The user's conversations (or just `only`), most recently active first, each
+        with its members, unread count and last message."""
+        query = (
+            sa.select(conversations, members.c.last_read_id)
+            .join(members, members.c.conversation_id == conversations.c.id)
+            .where(members.c.user_id == user_id)
+        )
+        if only is not None:
+            query = query.where(conversations.c.id == only)
         async with self.store.read() as conn:
-            mine = (
-                (
-                    await conn.execute(
-                        sa.select(conversations, members.c.last_read_id)
-                        .join(members, members.c.conversation_id == conversations.c.id)
-                        .where(members.c.user_id == user_id)
-                    )
-                )
-                .mappings()
-                .all()
-            )
+            mine = (await conn.execute(query)).mappings().all()
             ids = [row["id"] for row in mine]
             if not ids:
                 return []
