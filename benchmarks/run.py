@@ -1089,7 +1089,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--hubbub-entry",
         default=None,
         help="a script run as `python SCRIPT serve ...` instead of `python -m hubbub serve ...` "
-        "(experiments, e.g. benchmarks/experiments/hot_path.py)",
+        "(experiments: a script that patches the server, then runs hubbub.cli.main)",
     )
     ap.add_argument("--no-pin", action="store_true", help="do not pin server and load generator")
     ap.add_argument("--no-plot", action="store_true")

@@ -278,8 +278,17 @@ class Hub:
             return True
         return origin in allowed
 
-    async def open(self, conn: Connection, codec: Codec, token: str | None) -> Session:
-        """A new connection; with no token it must send `auth` within the auth timeout."""
+    async def open(
+        self,
+        conn: Connection,
+        codec: Codec,
+        token: str | None,
+        on_session: Callable[[Session], None] | None = None,
+    ) -> Session:
+        """A new connection; with no token it must send `auth` within the auth timeout.
+
+        `on_session` gets the session as soon as it exists, before the token is checked
+        (a transport that sees pongs meanwhile needs it)."""
         session = Session(
             conn,
             codec,
@@ -290,6 +299,8 @@ class Hub:
         self.sessions[session.id] = session
         self.metrics.connections.inc()
         self.metrics.connections_total.inc()
+        if on_session is not None:
+            on_session(session)
         if token is not None:
             self._busy += 1
             try:

@@ -1,5 +1,5 @@
-"""The standalone server: aiohttp for HTTP and the WebSocket handshake, ready frames
-written straight to the socket for everything the hub sends (see docs/decisions/)."""
+"""The standalone server: aiohttp for HTTP and the upgrade request; after the upgrade the
+socket is read and written by `transport.websocket` (see docs/decisions/transport.md)."""
 
 from __future__ import annotations
 
@@ -7,124 +7,77 @@ import asyncio
 import gc
 import logging
 import signal
+from collections.abc import Coroutine
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from hubbub.core.hub import Hub
 from hubbub.core.routes import ApiRequest
-from hubbub.core.sockets import SocketRequest
-from hubbub.protocol.codec import CODECS, JSON, close_frame, ws_control_frame
+from hubbub.core.session import Session
+from hubbub.core.sockets import SocketLink, SocketRequest
+from hubbub.protocol.codec import CODECS, JSON
 from hubbub.protocol.codes import CloseCode
 from hubbub.transport import static
+from hubbub.transport.websocket import (
+    CLOSE_TIMEOUT,
+    UpgradeError,
+    WebSocket,
+    WriteBatcher,
+    detach,
+    upgrade_answer,
+    upgrade_refused,
+)
 
 log = logging.getLogger("hubbub")
 HUB_KEY = web.AppKey("hub", Hub)
-CLOSE_TIMEOUT = 2.0
-
-
-class WriteBatcher:
-    """Gathers the frames written to each connection during one turn of the event loop
-    and hands them to the socket in one write per connection at the end of it.
-
-    A fan-out writes one frame to each of thousands of connections; one system call
-    per frame is most of its cost. Batching keeps the order of each connection's
-    frames and adds no wait beyond the current turn of the loop.
-    """
-
-    __slots__ = ("_dirty", "_scheduled", "_loop")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._dirty: list[SocketConnection] = []
-        self._scheduled = False
-        self._loop = loop
-
-    def mark(self, conn: SocketConnection) -> None:
-        self._dirty.append(conn)
-        if not self._scheduled:
-            self._scheduled = True
-            self._loop.call_soon(self.flush)
-
-    def flush(self) -> None:
-        dirty, self._dirty = self._dirty, []
-        self._scheduled = False
-        for conn in dirty:
-            conn.flush()
 
 
 BATCHER_KEY = web.AppKey("batcher", WriteBatcher)
 
 
-class SocketConnection:
-    """`Connection` over an aiohttp WebSocket: ready frames go to the asyncio transport,
-    batched per turn of the event loop by the server's `WriteBatcher`."""
+class HubSocket(WebSocket):
+    """A `/ws` connection: its messages go to the hub as frames of its session."""
 
-    __slots__ = ("_ws", "_transport", "_batcher", "_pending", "_pending_bytes", "close_sent")
-    can_ping = True
+    __slots__ = ("_hub", "session")
 
-    def __init__(
-        self, ws: web.WebSocketResponse, transport: asyncio.Transport, batcher: WriteBatcher
-    ) -> None:
-        self._ws = ws
-        self._transport = transport
-        self._batcher = batcher
-        self._pending: list[bytes] = []
-        self._pending_bytes = 0
-        self.close_sent = False
+    def __init__(self, transport: asyncio.Transport, batcher: WriteBatcher, hub: Hub) -> None:
+        super().__init__(transport, batcher, hub.settings.max_frame_bytes)
+        self._hub = hub
+        self.session: Session | None = None
 
-    def write(self, frame: bytes) -> None:
-        if self.close_sent:
-            return
-        if not self._pending:
-            self._batcher.mark(self)
-        self._pending.append(frame)
-        self._pending_bytes += len(frame)
+    def attach(self, session: Session) -> None:
+        self.session = session
 
-    def flush(self) -> None:
-        """Hand what waits to the socket (one write)."""
-        pending = self._pending
-        if not pending:
-            return
-        self._pending = []
-        self._pending_bytes = 0
-        if self._transport.is_closing():
-            return
-        if len(pending) == 1:
-            self._transport.write(pending[0])
-        else:
-            self._transport.write(b"".join(pending))
+    def _handle(self, data: bytes | str) -> Coroutine[Any, Any, None]:
+        assert self.session is not None
+        return self._hub.receive(self.session, data)
 
-    def buffered(self) -> int:
-        return self._transport.get_write_buffer_size() + self._pending_bytes
+    def _touch(self) -> None:
+        if self.session is not None:
+            self._hub.touch(self.session)
 
-    async def wait_writable(self, low_water: int) -> None:
-        transport = self._transport
-        delay = 0.002
-        while self.buffered() > low_water:
-            if transport.is_closing() or self.close_sent:
-                raise ConnectionError("connection closed")
-            await asyncio.sleep(delay)
-            delay = min(0.05, delay * 2)
+    async def _ended(self) -> None:
+        if self.session is not None:
+            await self._hub.disconnect(self.session)
 
-    def ping(self) -> None:
-        self.write(ws_control_frame(0x9))
 
-    def close(self, code: int, reason: str) -> None:
-        if self.close_sent:
-            return
-        self.flush()
-        if not self._transport.is_closing():
-            self._transport.write(close_frame(code, reason))
-        self.close_sent = True
-        asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, self._transport.abort)
+class AppSocket(WebSocket):
+    """A connection to an app's own endpoint (`Hub.socket_endpoint`): bytes in, bytes out."""
 
-    def finish(self, code: int) -> None:
-        """The client sent its close frame: answer it if we have not, then end the TCP stream."""
-        self.flush()
-        if not self.close_sent and not self._transport.is_closing():
-            self._transport.write(close_frame(code))
-            self.close_sent = True
-        self._transport.close()
+    __slots__ = ("link",)
+
+    def __init__(self, transport: asyncio.Transport, batcher: WriteBatcher, limit: int) -> None:
+        super().__init__(transport, batcher, limit)
+        self.link: SocketLink | None = None
+
+    def _handle(self, data: bytes | str) -> Coroutine[Any, Any, None]:
+        assert self.link is not None
+        return self.link.receive(data)
+
+    async def _ended(self) -> None:
+        if self.link is not None:
+            await self.link.ended()
 
 
 def _token_of(request: web.Request) -> str | None:
@@ -141,42 +94,20 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         return web.json_response(
             {"error": {"code": "forbidden", "message": "origin not allowed"}}, status=403
         )
-    ws = web.WebSocketResponse(
-        protocols=tuple(CODECS),
-        autoping=False,
-        autoclose=False,
-        compress=False,
-        max_msg_size=hub.settings.max_frame_bytes + 1,  # aiohttp refuses sizes >= this
-        timeout=CLOSE_TIMEOUT,
-    )
-    await ws.prepare(request)
+    try:
+        answer, chosen = upgrade_answer(request.headers, tuple(CODECS))
+    except UpgradeError as exc:
+        return upgrade_refused(exc)
     transport = request.transport
     if transport is None:
-        return ws
-    codec = CODECS.get(ws.ws_protocol or "", JSON)
-    conn = SocketConnection(ws, transport, request.app[BATCHER_KEY])
-    session = await hub.open(conn, codec, _token_of(request))
+        raise ConnectionResetError("client went away")
+    conn = HubSocket(transport, request.app[BATCHER_KEY], hub)
+    response, leftover = detach(request, conn, answer)
     try:
-        while True:
-            msg = await ws.receive()
-            kind = msg.type
-            if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
-                await hub.receive(session, msg.data)
-            elif kind is WSMsgType.PING:
-                conn.write(ws_control_frame(0xA, msg.data or b""))
-                hub.touch(session)
-            elif kind is WSMsgType.PONG:
-                hub.touch(session)
-            elif kind is WSMsgType.CLOSE:
-                conn.finish(msg.data if isinstance(msg.data, int) else CloseCode.NORMAL)
-                break
-            else:
-                break
-    except (ConnectionError, asyncio.CancelledError):
-        pass
+        await hub.open(conn, CODECS.get(chosen, JSON), _token_of(request), conn.attach)
     finally:
-        await hub.disconnect(session)
-    return ws
+        conn.start(hub.spawn(conn.serve()), leftover)
+    return response
 
 
 async def raw_socket_handler(request: web.Request) -> web.StreamResponse:
@@ -190,43 +121,29 @@ async def raw_socket_handler(request: web.Request) -> web.StreamResponse:
             {"error": {"code": "forbidden", "message": "origin not allowed"}}, status=403
         )
     endpoint, params = found
-    ws = web.WebSocketResponse(
-        autoping=False,
-        autoclose=False,
-        compress=False,
-        max_msg_size=endpoint.max_message_bytes + 1,
-        timeout=CLOSE_TIMEOUT,
-    )
-    await ws.prepare(request)
+    try:
+        answer, _ = upgrade_answer(request.headers)
+    except UpgradeError as exc:
+        return upgrade_refused(exc)
     transport = request.transport
     if transport is None:
-        return ws
-    conn = SocketConnection(ws, transport, request.app[BATCHER_KEY])
+        raise ConnectionResetError("client went away")
     info = SocketRequest(
         path=request.path,
         params=params,
         query=dict(request.query),
         headers={k.lower(): v for k, v in request.headers.items()},
     )
-    link = await hub.sockets.accept(endpoint, conn, info, hub.settings)
+    conn = AppSocket(transport, request.app[BATCHER_KEY], endpoint.max_message_bytes)
+    response, leftover = detach(request, conn, answer)
     try:
-        while True:
-            msg = await ws.receive()
-            kind = msg.type
-            if kind is WSMsgType.BINARY or kind is WSMsgType.TEXT:
-                await link.receive(msg.data)
-            elif kind is WSMsgType.PING:
-                conn.write(ws_control_frame(0xA, msg.data or b""))
-            elif kind is WSMsgType.CLOSE:
-                conn.finish(msg.data if isinstance(msg.data, int) else CloseCode.NORMAL)
-                break
-            elif kind is not WSMsgType.PONG:
-                break
-    except (ConnectionError, asyncio.CancelledError):
-        pass
+        conn.link = await hub.sockets.accept(endpoint, conn, info, hub.settings)
+    except Exception:
+        log.exception("the handler of %s failed", endpoint.pattern)
+        conn.close(CloseCode.INTERNAL_ERROR, "internal error")
     finally:
-        await link.ended()
-    return ws
+        conn.start(hub.spawn(conn.serve()), leftover)
+    return response
 
 
 async def api_handler(request: web.Request) -> web.StreamResponse:
