@@ -425,14 +425,14 @@ class Hub:
             return
         self._busy += 1  # `stop` waits for frames in their handlers (one try, no extra call)
         try:
-            session.last_seen = self.clock.monotonic()
+            now = session.last_seen = self.clock.monotonic()
             metrics = self.metrics
             metrics.frames_in += 1
             metrics.bytes_in += len(data)
             if len(data) > self.settings.max_frame_bytes:
                 self.close_session(session, CloseCode.TOO_LARGE, "frame too large")
                 return
-            if not session.rate.take():
+            if not session.rate.take(now):
                 self._send_error(session, RateLimited("too many frames; slow down"), None)
                 if session.rate_strikes.hit():
                     self.close_session(session, CloseCode.RATE_LIMITED, "rate limited")

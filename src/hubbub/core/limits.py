@@ -19,9 +19,11 @@ class TokenBucket:
         self._clock = clock
         self._at = clock.monotonic()
 
-    def take(self) -> bool:
-        """Spend one token; False when none is left."""
-        now = self._clock.monotonic()
+    def take(self, now: float | None = None) -> bool:
+        """Spend one token; False when none is left. `now`: the clock's monotonic time,
+        if the caller has just read it."""
+        if now is None:
+            now = self._clock.monotonic()
         tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
         self._at = now
         if tokens < 1.0:

@@ -67,6 +67,7 @@ class Codec:
         self._make_decoder = make_decoder
         self._inbound = make_decoder(Inbound)
         self._payloads: dict[type[Any], Any] = {}
+        self._empty_raw = msgspec.Raw(self.empty_object)
 
     def encode(self, envelope: Envelope) -> bytes:
         return self._encoder.encode(envelope)  # type: ignore[no-any-return]
@@ -93,7 +94,7 @@ class Codec:
     def decode_payload(self, raw: msgspec.Raw | None, into: type[T]) -> T:
         """The payload as the Struct `into`; a missing payload is an empty object."""
         if raw is None or not raw:
-            raw = msgspec.Raw(self.empty_object)
+            raw = self._empty_raw
         decoder = self._payloads.get(into)
         if decoder is None:
             decoder = self._payloads[into] = self._make_decoder(into)
