@@ -97,9 +97,7 @@ def _unmask_int(payload: bytes, mask: bytes) -> bytes:
     if not n:
         return b""
     key = (mask * ((n >> 2) + 1))[:n]
-    return (int.from_bytes(payload, "little") ^ int.from_bytes(key, "little")).to_bytes(
-        n, "little"
-    )
+    return (int.from_bytes(payload, "little") ^ int.from_bytes(key, "little")).to_bytes(n, "little")
 
 
 try:  # aiohttp's compiled masking loop, where it was built (twice as fast on small frames)
@@ -321,10 +319,10 @@ class WebSocket(asyncio.Protocol):
                 n = int.from_bytes(view[head : head + 8], "big")
                 head += 8
             if not b1 & 0x80:
-                self._fail(_PROTOCOL_ERROR, "client frames must be masked")
+                self._fail(_PROTOCOL_ERROR, "client frames must be masked", read_on=False)
                 break
             if n > limit:
-                self._fail(CloseCode.TOO_LARGE, "frame too large")
+                self._fail(CloseCode.TOO_LARGE, "frame too large", read_on=False)
                 break
             stop = head + 4 + n
             if stop > end:
@@ -400,6 +398,8 @@ class WebSocket(asyncio.Protocol):
         self.finish(code)
 
     def _message(self, opcode: int, payload: bytes) -> None:
+        if self.close_sent:
+            return  # closing: only the client's close frame matters now
         data: bytes | str = payload
         if opcode == 0x1:
             try:
@@ -437,9 +437,13 @@ class WebSocket(asyncio.Protocol):
         self._inbox = deque()
         self._kick()
 
-    def _fail(self, code: int, reason: str) -> None:
-        """The client broke the protocol: close with `code`, read nothing more."""
-        self._reading = False
+    def _fail(self, code: int, reason: str, *, read_on: bool = True) -> None:
+        """The client broke the protocol: close with `code`. With `read_on`, frames are
+        still parsed, so the client's answering close frame ends the stream at once;
+        messages are not handled any more."""
+        if not read_on:
+            self._reading = False
+        self._frag = None
         self.close(code, reason)
 
     # -- the core's Connection ---------------------------------------------------------------
