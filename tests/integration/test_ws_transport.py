@@ -7,7 +7,6 @@ import asyncio
 import base64
 import json
 import os
-import struct
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,6 +16,7 @@ import msgspec
 
 from hubbub.core.hub import Request
 from hubbub.testing import RunningServer, running_server
+from tests.rawws import RawWs
 from tests.unit.test_frame_reader import client_frame
 from tests.wsclient import WsClient, wait_until
 
@@ -34,12 +34,8 @@ def upgrade_request(port: int, path: str = "/ws", **headers: str) -> bytes:
     return (head + "\r\n").encode()
 
 
-class Raw:
+class Raw(RawWs):
     """A bare client socket: what is written is exactly what the test says."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
 
     async def send(self, data: bytes) -> None:
         self.writer.write(data)
@@ -49,16 +45,7 @@ class Raw:
         return await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 5)
 
     async def frame(self) -> tuple[int, bytes]:
-        async def read() -> tuple[int, bytes]:
-            b0, b1 = await self.reader.readexactly(2)
-            n = b1 & 0x7F
-            if n == 126:
-                (n,) = struct.unpack(">H", await self.reader.readexactly(2))
-            elif n == 127:
-                (n,) = struct.unpack(">Q", await self.reader.readexactly(8))
-            return b0 & 0x0F, await self.reader.readexactly(n)
-
-        return await asyncio.wait_for(read(), 5)
+        return await asyncio.wait_for(self.read_frame(), 5)
 
     async def json(self) -> dict[str, Any]:
         """The next answer to a request (frames that answer none are skipped)."""
