@@ -178,6 +178,22 @@ async def _finish(coro: Coroutine[Any, Any, Any], yielded: Any) -> None:
             return
 
 
+def _cancelled(
+    coro: Coroutine[Any, Any, Any], yielded: Any, exc: BaseException
+) -> tuple[Coroutine[Any, Any, Any], Any] | None:
+    """Cancel `coro`, suspended on `yielded`, as a task does: cancel the future it waits
+    for, or raise `exc` where it waits. Returns what it waits on then (None: it ended)."""
+    if isinstance(yielded, asyncio.Future) and yielded.cancel():
+        return coro, yielded
+    try:
+        return coro, coro.throw(exc)
+    except StopIteration:
+        return None
+    except Exception:
+        log.exception("handling a message failed")
+        return None
+
+
 class WebSocket(asyncio.Protocol):
     """One WebSocket connection after the handshake, as the transport's protocol.
 
@@ -271,7 +287,16 @@ class WebSocket(asyncio.Protocol):
                     self._paused = False
                     self._transport.resume_reading()
                 wake = self._wake = loop.create_future()
-                await wake
+                try:
+                    await wake
+                except asyncio.CancelledError as exc:
+                    held, self._held = self._held, None
+                    if held is None:
+                        raise
+                    # Cancelled between a handler's first wait and this task taking it
+                    # over (an `asyncio.timeout` already run out): the cancel is the
+                    # handler's, as in a task of its own.
+                    self._held = _cancelled(*held, exc)
         finally:
             self._inbox = deque()
             await self._ended()
@@ -282,6 +307,8 @@ class WebSocket(asyncio.Protocol):
             wake.set_result(None)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._lost:
+            return
         self._lost = True
         self._reading = False
         if self._inbox is None:
@@ -389,13 +416,14 @@ class WebSocket(asyncio.Protocol):
             except UnicodeDecodeError:
                 self._fail(_INVALID_DATA, "close reason is not UTF-8")
                 return
-            if not (1000 <= code <= 1011 and code not in (1004, 1005, 1006)) and not (
+            if not (1000 <= code <= 1014 and code not in (1004, 1005, 1006)) and not (
                 3000 <= code <= 4999
             ):
                 self._fail(_PROTOCOL_ERROR, "bad close code")
                 return
-        self._reading = False
         self.finish(code)
+        # The conversation is over: end it now rather than when the socket is gone.
+        self.connection_lost(None)
 
     def _message(self, opcode: int, payload: bytes) -> None:
         if self.close_sent:
@@ -527,7 +555,8 @@ def detach(
 ) -> tuple[web.StreamResponse, bytes]:
     """Make `conn` the protocol of the request's socket, send the `101` answer, and let
     aiohttp forget the connection. Returns the response for the handler to return and
-    any bytes the client sent after its request (to give to `conn.start`)."""
+    the bytes for `conn.start`: none, as those the client sent after its request are
+    read at once, ahead of what comes while the caller waits before `start`."""
     http = request.protocol
     transport = request.transport
     assert transport is not None
@@ -539,7 +568,9 @@ def detach(
     # aiohttp's side: it must neither write to nor close this transport again.
     http.transport = None
     http.connection_lost(None)
-    return _Detached(), leftover
+    if leftover:
+        conn.data_received(leftover)
+    return _Detached(), b""
 
 
 def upgrade_refused(error: UpgradeError) -> web.StreamResponse:
