@@ -91,6 +91,7 @@ class Hub:
         store_opener: Callable[[], Awaitable[Store]] | None = None,
     ) -> None:
         self.settings = settings or Settings()
+        self._node_name = self.settings.node_name  # asks the OS for the host name: once
         self.clock: Clock = clock or SystemClock()
         self.verifier = verifier
         self.broker: Broker = broker or MemoryBroker(self.clock)
@@ -373,7 +374,7 @@ class Hub:
                 "userId": identity.user_id,
                 "serverTime": self.clock.time_ms(),
                 "heartbeatInterval": int(self.settings.heartbeat_interval * 1000),
-                "node": self.settings.node_name,
+                "node": self._node_name,
                 "protocol": PROTOCOL_VERSION,
             },
             re,
