@@ -8,20 +8,16 @@ import asyncio
 import base64
 import json
 import os
-import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import msgspec
 import pytest
 
-from hubbub.config import Settings
 from hubbub.core.hub import Request
 from hubbub.core.sockets import RawSocket, SocketRequest
-from hubbub.node import build_hub
 from hubbub.testing import RunningServer, running_server
-from hubbub.transport.server import HubServer
 from tests.rawws import RawWs
 from tests.unit.test_websocket_frames import (
     BINARY,
@@ -522,20 +518,12 @@ class Echo:
 Accept = Callable[[RawSocket, SocketRequest], Awaitable[Echo]]
 
 
-@asynccontextmanager
-async def serving_echo(accept: Accept, limit: int) -> AsyncIterator[RunningServer]:
-    """A real node as `running_server` starts one, with an echo endpoint on `/echo/{name}`
-    (endpoints are routed when the server starts)."""
-    with tempfile.TemporaryDirectory(prefix="hubbub-test-") as data_dir:
-        settings = msgspec.structs.replace(Settings(), host="127.0.0.1", port=0, data_dir=data_dir)
-        hub = build_hub(settings)
-        hub.socket_endpoint("/echo/{name}", accept, max_message_bytes=limit)
-        server = HubServer(hub)
-        port = await server.start("127.0.0.1", 0)
-        try:
-            yield RunningServer(hub=hub, server=server, port=port)
-        finally:
-            await server.stop()
+def serving_echo(accept: Accept, limit: int) -> AbstractAsyncContextManager[RunningServer]:
+    """A real node with an echo endpoint on `/echo/{name}` (endpoints are routed when the
+    server starts)."""
+    return running_server(
+        setup=lambda hub: hub.socket_endpoint("/echo/{name}", accept, max_message_bytes=limit)
+    )
 
 
 async def test_an_app_endpoint_gets_messages_cut_and_fragmented_and_its_limit_holds() -> None:
@@ -588,3 +576,23 @@ async def test_an_app_endpoint_reads_a_frame_cut_across_its_slow_accept() -> Non
         gate.set()
         assert await client.frame() == (BINARY, b"first")
         assert await client.frame() == (BINARY, b"second")
+
+
+async def test_a_reset_connection_is_forgotten() -> None:
+    async with running_server() as srv:
+        client = await settled(await hub_socket(srv, "vanisher"))
+        client.writer.transport.abort()
+        await wait_until(lambda: "vanisher" not in srv.hub.users and not srv.hub.sessions)
+
+
+async def test_open_connections_are_no_longer_aiohttps_to_keep() -> None:
+    async with running_server() as srv:
+        clients = [await settled(await hub_socket(srv, f"idle{i}")) for i in range(5)]
+        # aiohttp's server tracks none of the detached sockets: their request, protocol
+        # and WebSocket objects are let go (what keeps an idle connection at ~8 KB).
+        assert srv.server._runner is not None
+        assert srv.server._runner.server is not None
+        assert len(srv.server._runner.server.connections) == 0
+        assert len(srv.hub.sessions) == 5
+        for client in clients:
+            client.shut()

@@ -133,6 +133,17 @@ async def record(conn: Conn, data: bytes | str) -> None:
     conn.messages.append(data)
 
 
+def slow_first(gate: asyncio.Event) -> Handler:
+    """Keeps messages like `record`, the one reading "slow" only once `gate` is set."""
+
+    async def handle(conn: Conn, data: bytes | str) -> None:
+        if data == "slow":
+            await gate.wait()
+        conn.messages.append(data)
+
+    return handle
+
+
 class Conn(WebSocket):
     """A connection whose messages go to `handler` (by default: kept in `messages`)."""
 
@@ -705,13 +716,13 @@ async def test_messages_behind_a_waiting_handler_wait_for_it_then_keep_their_ord
     gate = asyncio.Event()
     tasks: set[asyncio.Task[Any] | None] = set()
 
-    async def slow_first(conn: Conn, data: bytes | str) -> None:
+    async def noting_tasks(conn: Conn, data: bytes | str) -> None:
         tasks.add(asyncio.current_task())
         if data == "slow":
             await gate.wait()
         conn.messages.append(data)
 
-    conn = await opened(handler=slow_first)
+    conn = await opened(handler=noting_tasks)
     await feed(conn, frame(b"slow") + frame(b"1") + frame(b"2"), frame(b"3"))
     assert conn.messages == []
     gate.set()
@@ -729,12 +740,7 @@ async def test_messages_behind_a_waiting_handler_wait_for_it_then_keep_their_ord
 async def test_reading_pauses_at_64_waiting_messages_and_resumes_once_they_are_done() -> None:
     gate = asyncio.Event()
 
-    async def slow_first(conn: Conn, data: bytes | str) -> None:
-        if data == "slow":
-            await gate.wait()
-        conn.messages.append(data)
-
-    conn = await opened(handler=slow_first)
+    conn = await opened(handler=slow_first(gate))
     await feed(conn, frame(b"slow"), *(frame(str(i).encode()) for i in range(63)))
     assert conn.transport.reading
     await feed(conn, frame(b"63"))
@@ -768,12 +774,7 @@ async def test_a_failing_handler_does_not_stop_the_messages_after_it() -> None:
 async def test_a_lost_connection_finishes_its_waiting_handler_then_ends_once() -> None:
     gate = asyncio.Event()
 
-    async def slow_first(conn: Conn, data: bytes | str) -> None:
-        if data == "slow":
-            await gate.wait()
-        conn.messages.append(data)
-
-    conn = await opened(handler=slow_first)
+    conn = await opened(handler=slow_first(gate))
     await feed(conn, frame(b"slow") + frame(b"queued"))
     conn.connection_lost(None)
     await next_turn()
@@ -796,3 +797,43 @@ async def test_messages_read_before_the_connections_task_starts_wait_for_it() ->
             await next_turn()
     await feed(conn, frame(b"third"))
     assert conn.messages == ["early", "second", "third"]
+
+
+async def test_an_idle_lost_connection_ends_once() -> None:
+    conn = await opened()
+    conn.connection_lost(None)
+    conn.connection_lost(None)  # the transport's own, after a close frame ended it
+    await gone(conn)
+    assert conn.ended == 1
+
+
+# -- writing ------------------------------------------------------------------------------
+
+
+async def test_the_first_frame_of_a_turn_is_written_at_once_the_rest_together_at_its_end() -> None:
+    conn = await opened()
+    out = conn.transport.out
+    conn.write(b"\x81\x01a")
+    assert out == b"\x81\x01a"
+    conn.write(b"\x81\x01b")
+    conn.write(b"\x81\x01c")
+    assert out == b"\x81\x01a"
+    assert conn.buffered() == 6
+    await next_turn()
+    assert out == b"\x81\x01a\x81\x01b\x81\x01c"
+    conn.write(b"\x81\x01d")  # a new turn: at once again
+    assert out.endswith(b"\x81\x01d")
+
+
+async def test_close_sends_what_waits_then_the_close_frame_and_nothing_after() -> None:
+    conn = await opened()
+    conn.write(b"\x81\x01a")
+    conn.write(b"\x81\x01b")
+    conn.close(4008, "send queue full")
+    conn.write(b"\x81\x01c")
+    await next_turn()
+    assert conn.transport.frames() == [
+        (TEXT, b"a"),
+        (TEXT, b"b"),
+        (CLOSE, (4008).to_bytes(2, "big") + b"send queue full"),
+    ]

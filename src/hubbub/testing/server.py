@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -44,13 +44,21 @@ class RunningServer:
 
 @asynccontextmanager
 async def running_server(
-    settings: Settings | None = None, *, clock: Clock | None = None
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    setup: Callable[[Hub], None] | None = None,
 ) -> AsyncIterator[RunningServer]:
-    """Start a node on 127.0.0.1 and a free port, with its own data directory."""
+    """Start a node on 127.0.0.1 and a free port, with its own data directory.
+
+    `setup` gets the hub before the server starts: the place for what is routed at
+    start, such as `Hub.socket_endpoint`."""
     with tempfile.TemporaryDirectory(prefix="hubbub-test-") as data_dir:
         base = settings or Settings()
         base = msgspec.structs.replace(base, host="127.0.0.1", port=0, data_dir=data_dir)
         hub = build_hub(base, clock=clock)
+        if setup is not None:
+            setup(hub)
         server = HubServer(hub)
         port = await server.start("127.0.0.1", 0)
         try:

@@ -285,7 +285,8 @@ class WebSocket(asyncio.Protocol):
                 self._inbox = None  # from now on a message is handled as it arrives
                 if self._paused:
                     self._paused = False
-                    self._transport.resume_reading()
+                    if not self._transport.is_closing():
+                        self._transport.resume_reading()
                 wake = self._wake = loop.create_future()
                 try:
                     await wake
