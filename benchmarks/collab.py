@@ -34,60 +34,36 @@ import time
 from typing import Any
 
 import aiohttp
-import pycrdt
 from common import API_KEY, POSTGRES, SECRET, free_port, token, use_uvloop, wait_http
 
 from hubbub.apps.collab import protocol
+from hubbub.testing.collab import YClient
 
 
-class Editor:
-    """One y-websocket client: sends each local change, applies what comes."""
+class Editor(YClient):
+    """An editor of the benchmark: its local changes wait for `flush`, and it knows when
+    its text has reached `target` characters."""
 
     def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        self.ws = ws
-        self.doc: pycrdt.Doc[Any] = pycrdt.Doc()
-        self.text: pycrdt.Text = self.doc.get("content", type=pycrdt.Text)
-        self.synced = asyncio.Event()
+        super().__init__(ws)
+        self.content = self.text("content")
         self.complete = asyncio.Event()
         self.target = -1
         self.messages = 0
-        self._applying = False
         self._outbox: list[bytes] = []
-        self.doc.observe(self._changed)
 
-    def _changed(self, event: pycrdt.TransactionEvent) -> None:
-        if not self._applying:
-            self._outbox.append(protocol.sync_update(event.update))
+    def _send_local(self, message: bytes) -> None:
+        self._outbox.append(message)
+
+    def _updated(self) -> None:
+        self.messages += 1
+        if len(self.content) == self.target:
+            self.complete.set()
 
     async def flush(self) -> None:
         outbox, self._outbox = self._outbox, []
         for message in outbox:
             await self.ws.send_bytes(message)
-
-    def _apply(self, update: bytes) -> None:
-        self._applying = True
-        try:
-            self.doc.apply_update(update)
-        finally:
-            self._applying = False
-
-    async def read(self) -> None:
-        async for msg in self.ws:
-            if msg.type is not aiohttp.WSMsgType.BINARY:
-                continue
-            message = protocol.decode_message(msg.data)
-            if isinstance(message, protocol.SyncStep1):
-                await self.ws.send_bytes(
-                    protocol.sync_step2(self.doc.get_update(message.state_vector))
-                )
-            elif isinstance(message, protocol.SyncStep2):
-                self._apply(message.update)
-                self.synced.set()
-            elif isinstance(message, protocol.SyncUpdate):
-                self.messages += 1
-                self._apply(message.update)
-                if len(self.text) == self.target:
-                    self.complete.set()
 
 
 def start_server(port: int, data_dir: str, database_url: str | None) -> subprocess.Popen[bytes]:
@@ -110,7 +86,6 @@ async def run(editors: int, edits: int, port: int) -> dict[str, Any]:
             for i in range(editors)
         ]
         clients = [Editor(ws) for ws in sockets]
-        readers = [asyncio.create_task(c.read()) for c in clients]
         for client in clients:
             await client.ws.send_bytes(protocol.sync_step1(client.doc.get_state()))
         async with asyncio.timeout(30):
@@ -121,18 +96,17 @@ async def run(editors: int, edits: int, port: int) -> dict[str, Any]:
         start = time.perf_counter()
         for n in range(edits):
             for client in clients:
-                text = client.text
+                text = client.content
                 text.insert((len(text) * (n % 7)) // 7, "x")
             await asyncio.gather(*(c.flush() for c in clients))
         async with asyncio.timeout(300):
             await asyncio.gather(*(c.complete.wait() for c in clients))
         elapsed = time.perf_counter() - start
-        texts = {str(c.text) for c in clients}
+        texts = {str(c.content) for c in clients}
         messages = sum(c.messages for c in clients)
-        for ws in sockets:
-            await ws.close()
-        for task in readers:
-            task.cancel()
+        for client in clients:
+            await client.ws.close()
+            client.stop_reading()
     return {
         "editors": editors,
         "updates": total,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.integration.collab_client import yclient
+from hubbub.testing.collab import yclient
 from tests.integration.test_asgi import serve_starlette
 from tests.wsclient import wait_until
 

@@ -6,8 +6,8 @@ import random
 import secrets
 
 from hubbub.apps.collab.protocol import AwarenessEntry
+from hubbub.testing.collab import yclient
 from tests.cluster import cluster, token
-from tests.integration.collab_client import yclient
 from tests.services import DATABASE_URL, REDIS_URL
 from tests.wsclient import wait_until
 

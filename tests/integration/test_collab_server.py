@@ -11,7 +11,7 @@ from hubbub.apps import collab
 from hubbub.apps.collab import protocol
 from hubbub.apps.collab.store import load, stored_size
 from hubbub.testing import running_server
-from tests.integration.collab_client import yclient
+from hubbub.testing.collab import yclient
 from tests.wsclient import wait_until
 
 

@@ -21,7 +21,7 @@ from hubbub.apps import collab
 from hubbub.apps.collab.store import load, stored_size
 from hubbub.config import Settings
 from hubbub.testing import running_server
-from tests.integration.collab_client import yclient
+from hubbub.testing.collab import yclient
 from tests.services import DATABASE_URL
 from tests.wsclient import wait_until
 

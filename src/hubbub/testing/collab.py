@@ -1,9 +1,10 @@
-"""A small y-websocket client in Python (pycrdt + aiohttp), for the collab tests.
+"""A small y-websocket client in Python (pycrdt + aiohttp), for tests and benchmarks of
+collaborative documents (`/collab/{name}`).
 
 It speaks the protocol the way the JavaScript provider does: on open it sends sync
 step 1 and answers the server's step 1 with step 2; it applies what arrives and sends
-every local change as an update. The JavaScript clients themselves are tested in
-test_collab_js.py; this one lets Python tests drive many edits quickly.
+every local change as an update. Subclasses change how local changes are sent
+(`_send_local`) and see each update applied (`_updated`).
 """
 
 from __future__ import annotations
@@ -40,9 +41,14 @@ class YClient:
 
     def _on_change(self, event: pycrdt.TransactionEvent) -> None:
         if not self._applying and not self.ws.closed:
-            asyncio.get_running_loop().create_task(
-                self.ws.send_bytes(protocol.sync_update(event.update))
-            )
+            self._send_local(protocol.sync_update(event.update))
+
+    def _send_local(self, message: bytes) -> None:
+        """Send a local change (at once, by default)."""
+        asyncio.get_running_loop().create_task(self.ws.send_bytes(message))
+
+    def _updated(self) -> None:
+        """An update from the server was applied."""
 
     def _apply(self, update: bytes) -> None:
         self._applying = True
@@ -66,6 +72,7 @@ class YClient:
                 self.synced.set()
             elif isinstance(message, protocol.SyncUpdate):
                 self._apply(message.update)
+                self._updated()
             elif isinstance(message, protocol.AwarenessMessage):
                 for entry in protocol.decode_awareness(message.update):
                     self.awareness[entry.client_id] = entry
@@ -74,6 +81,9 @@ class YClient:
     async def set_awareness(self, client_id: int, clock: int, state: str) -> None:
         entry = AwarenessEntry(client_id, clock, state)
         await self.ws.send_bytes(protocol.awareness_message(protocol.encode_awareness([entry])))
+
+    def stop_reading(self) -> None:
+        self._reader.cancel()
 
     async def wait_closed(self, timeout: float = 5.0) -> int | None:
         async with asyncio.timeout(timeout):
@@ -97,4 +107,4 @@ async def yclient(
             yield client
         finally:
             await ws.close()
-            client._reader.cancel()
+            client.stop_reading()
