@@ -82,9 +82,7 @@ class Session:
         self.queue.push(ws_frame(self.codec.encode(envelope), binary=self.codec.binary))
 
     def reply(self, type: str, payload: Any, re: str | None, **fields: Any) -> None:
-        codec = self.codec
-        envelope = Envelope(type=type, re=re, payload=payload, **fields)
-        self.queue.push(ws_frame(codec.encode(envelope), binary=codec.binary))
+        self.send(Envelope(type=type, re=re, payload=payload, **fields))
 
     def send_error(self, error: HubbubError, re: str | None = None) -> None:
         body: dict[str, Any] = {"code": error.code.value, "message": error.message}

@@ -60,9 +60,11 @@ export class Backoff {
 
 /** What the client knows of one channel: its position and any gap being filled. */
 /** Handlers by event kind, shared by `Client` and `Chat`. */
+/** What Client and Chat share: event listeners, and timers cancelled together on close. */
 class Emitter {
   constructor() {
     this._listeners = new Map();
+    this._timers = new Set();
   }
 
   /** Call `fn(event)` for each event of `kind`; returns a function that removes it. */
@@ -80,6 +82,28 @@ class Emitter {
         console.error("hubbub handler failed", err);
       }
     }
+  }
+
+  /** Run `fn` after `ms` unless `_cancelTimers` comes first. */
+  _later(ms, fn) {
+    const t = setTimeout(() => {
+      this._timers.delete(t);
+      fn();
+    }, ms);
+    this._timers.add(t);
+    return t;
+  }
+
+  _clearLater(t) {
+    if (t) {
+      clearTimeout(t);
+      this._timers.delete(t);
+    }
+  }
+
+  _cancelTimers() {
+    for (const t of this._timers) clearTimeout(t);
+    this._timers.clear();
   }
 }
 
@@ -132,7 +156,6 @@ export class Client extends Emitter {
     this._failures = 0;
     this._closed = true;
     this._everConnected = false;
-    this._timers = new Set();
     this._lastToken = null;
   }
 
@@ -159,8 +182,7 @@ export class Client extends Emitter {
   /** Close with 1000 and stop for good. */
   close() {
     this._closed = true;
-    for (const t of this._timers) clearTimeout(t);
-    this._timers.clear();
+    this._cancelTimers();
     const ws = this._ws;
     this._ws = null;
     if (ws && ws.readyState <= 1) ws.close(1000, "client closing");
@@ -179,22 +201,6 @@ export class Client extends Emitter {
 
   get connected() {
     return this._ready;
-  }
-
-  _later(ms, fn) {
-    const t = setTimeout(() => {
-      this._timers.delete(t);
-      fn();
-    }, ms);
-    this._timers.add(t);
-    return t;
-  }
-
-  _clearLater(t) {
-    if (t) {
-      clearTimeout(t);
-      this._timers.delete(t);
-    }
   }
 
   async _getToken() {
@@ -790,7 +796,6 @@ export class Chat extends Emitter {
     this._typing = new Map(); // conversationId -> Map(userId -> timer ending their typing)
     this._read = new Map(); // conversationId -> this user's read position
     this._presence = new Map(); // userId -> {online, status?, lastSeen?}
-    this._timers = new Set();
     this._off = [
       client.on("message", (event) => this._onEvent(event)),
       client.on("connected", () => this._flush()),
@@ -822,19 +827,9 @@ export class Chat extends Emitter {
       this._outbox.delete(item.payload.clientMessageId);
       item.reject(err);
     }
-    for (const t of this._timers) clearTimeout(t);
-    this._timers.clear();
+    this._cancelTimers();
     for (const users of this._typing.values()) for (const t of users.values()) clearTimeout(t);
     this._typing.clear();
-  }
-
-  _later(ms, fn) {
-    const t = setTimeout(() => {
-      this._timers.delete(t);
-      fn();
-    }, ms);
-    this._timers.add(t);
-    return t;
   }
 
   // -- sending ----------------------------------------------------------------------------
@@ -1036,10 +1031,7 @@ export class Chat extends Emitter {
   _onTyping(p) {
     let users = this._typing.get(p.conversationId);
     const timer = users?.get(p.userId);
-    if (timer) {
-      clearTimeout(timer);
-      this._timers.delete(timer);
-    }
+    this._clearLater(timer);
     if (p.isTyping) {
       if (!users) this._typing.set(p.conversationId, (users = new Map()));
       const end = { ...p, isTyping: false, expired: true };
