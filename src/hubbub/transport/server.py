@@ -102,11 +102,11 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     if transport is None:
         raise ConnectionResetError("client went away")
     conn = HubSocket(transport, request.app[BATCHER_KEY], hub)
-    response, leftover = detach(request, conn, answer)
+    response = detach(request, conn, answer)
     try:
         await hub.open(conn, CODECS.get(chosen, JSON), _token_of(request), conn.attach)
     finally:
-        conn.start(hub.spawn(conn.serve()), leftover)
+        conn.start(hub.spawn(conn.serve()))
     return response
 
 
@@ -135,14 +135,14 @@ async def raw_socket_handler(request: web.Request) -> web.StreamResponse:
         headers={k.lower(): v for k, v in request.headers.items()},
     )
     conn = AppSocket(transport, request.app[BATCHER_KEY], endpoint.max_message_bytes)
-    response, leftover = detach(request, conn, answer)
+    response = detach(request, conn, answer)
     try:
         conn.link = await hub.sockets.accept(endpoint, conn, info, hub.settings)
     except Exception:
         log.exception("the handler of %s failed", endpoint.pattern)
         conn.close(CloseCode.INTERNAL_ERROR, "internal error")
     finally:
-        conn.start(hub.spawn(conn.serve()), leftover)
+        conn.start(hub.spawn(conn.serve()))
     return response
 
 

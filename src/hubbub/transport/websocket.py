@@ -254,12 +254,10 @@ class WebSocket(asyncio.Protocol):
 
     # -- start and end ----------------------------------------------------------------------
 
-    def start(self, task: asyncio.Future[None], leftover: bytes = b"") -> None:
+    def start(self, task: asyncio.Future[None]) -> None:
         """Begin handling messages in `task`, a task of `serve()` made by the caller (so
         the caller can track it); the messages that came before this were queued."""
         self._task = task
-        if leftover:
-            self.data_received(leftover)
 
     async def serve(self) -> None:
         """The connection's own task: continues the handlers that had to wait and the
@@ -551,13 +549,11 @@ class _Detached(web.StreamResponse):
         return None
 
 
-def detach(
-    request: web.Request, conn: WebSocket, answer: bytes
-) -> tuple[web.StreamResponse, bytes]:
+def detach(request: web.Request, conn: WebSocket, answer: bytes) -> web.StreamResponse:
     """Make `conn` the protocol of the request's socket, send the `101` answer, and let
-    aiohttp forget the connection. Returns the response for the handler to return and
-    the bytes for `conn.start`: none, as those the client sent after its request are
-    read at once, ahead of what comes while the caller waits before `start`."""
+    aiohttp forget the connection. Returns the response for the handler to return. What
+    the client sent after its request is read into `conn` at once (it queues until
+    `conn.start`), ahead of what comes later."""
     http = request.protocol
     transport = request.transport
     assert transport is not None
@@ -571,7 +567,7 @@ def detach(
     http.connection_lost(None)
     if leftover:
         conn.data_received(leftover)
-    return _Detached(), b""
+    return _Detached()
 
 
 def upgrade_refused(error: UpgradeError) -> web.StreamResponse:
